@@ -1,0 +1,7 @@
+#include "core/context.h"
+
+namespace wanbatch::core {
+
+Context Context::cpu() { return Context(); }
+
+}  // namespace wanbatch::core

@@ -1,0 +1,281 @@
+// Argument validation shared by both backends, then dispatch to core/cpu or core/cuda.
+#include "core/ops.h"
+
+#include "core/cpu/kernels.h"
+#include "core/cuda/ops.h"
+#include "core/error.h"
+
+namespace wanbatch::core::ops {
+namespace {
+
+// Every defined tensor an op touches must be on the context's device.
+void check_devices(const char* op, const Context& ctx, std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts) {
+    if (!t->defined()) continue;
+    WB_CHECK(t->device() == ctx.device(), op, ": tensor ", t->describe(), " is not on ",
+             ctx.device().str(), ", the context's device");
+  }
+}
+
+void check_floating(const char* op, std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts) {
+    if (!t->defined()) continue;
+    WB_CHECK(is_floating(t->dtype()) && t->dtype() != DType::F8E4M3, op, ": tensor ",
+             t->describe(), " must be f32, bf16 or f16");
+  }
+}
+
+void check_same_shape(const char* op, const Tensor& a, const Tensor& b) {
+  WB_CHECK(a.shape() == b.shape(), op, ": shapes differ: ", a.describe(), " and ", b.describe());
+}
+
+[[noreturn]] void no_cuda_kernel(const char* op) {
+  throw make_error(op, ": no CUDA kernel for this op yet (CUDA tensors cannot use it)");
+}
+
+// b's shape must be a trailing part of a's (b broadcast over a's leading dimensions).
+void check_trailing(const char* op, const Tensor& a, const Tensor& b) {
+  const Shape& as = a.shape();
+  const Shape& bs = b.shape();
+  bool ok = bs.size() <= as.size() && std::equal(bs.rbegin(), bs.rend(), as.rbegin());
+  WB_CHECK(ok, op, ": ", b.describe(), " does not broadcast against ", a.describe());
+}
+
+// A modulation vector for [L, D] rows: [D], [1, D] or [L, D].
+void check_modulation(const char* op, const char* what, const Tensor& x, const Tensor& m) {
+  WB_CHECK(m.defined(), op, ": ", what, " is undefined");
+  const int64_t rows = x.dim(0), width = x.dim(1);
+  const bool ok = (m.ndim() == 1 && m.dim(0) == width) ||
+                  (m.ndim() == 2 && (m.dim(0) == 1 || m.dim(0) == rows) && m.dim(1) == width);
+  WB_CHECK(ok, op, ": ", what, " ", m.describe(), " does not fit rows ", x.describe(),
+           " (expected [D], [1, D] or [L, D])");
+}
+
+}  // namespace
+
+void cast(const Context& ctx, const Tensor& x, Tensor& out) {
+  check_devices("cast", ctx, {&x, &out});
+  WB_CHECK(x.numel() == out.numel(), "cast: ", x.describe(), " into ", out.describe(),
+           ": element counts differ");
+  if (ctx.device().is_cuda()) return cuda::cast(ctx, x, out);
+  cpu::cast(x, out);
+}
+
+void fill(const Context& ctx, Tensor& out, float value) {
+  check_devices("fill", ctx, {&out});
+  if (ctx.device().is_cuda()) return cuda::fill(ctx, out, value);
+  cpu::fill(out, value);
+}
+
+void linear(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
+            Tensor& out) {
+  check_devices("linear", ctx, {&x, &weight, &bias, &out});
+  check_floating("linear", {&x, &weight, &bias, &out});
+  WB_CHECK(x.ndim() >= 1 && weight.ndim() == 2 && x.dim(-1) == weight.dim(1), "linear: input ",
+           x.describe(), " does not match weight ", weight.describe(), " ([out, in])");
+  WB_CHECK(!bias.defined() || (bias.ndim() == 1 && bias.dim(0) == weight.dim(0)), "linear: bias ",
+           bias.describe(), " does not match weight ", weight.describe());
+  Shape expected = x.shape();
+  expected.back() = weight.dim(0);
+  WB_CHECK(out.shape() == expected, "linear: output ", out.describe(), ", expected ",
+           shape_str(expected));
+  if (ctx.device().is_cuda()) no_cuda_kernel("linear");
+  cpu::linear(x, weight, bias, out);
+}
+
+void matmul(const Context& ctx, const Tensor& a, const Tensor& b, Tensor& out, bool transpose_b) {
+  check_devices("matmul", ctx, {&a, &b, &out});
+  check_floating("matmul", {&a, &b, &out});
+  WB_CHECK((a.ndim() == 2 || a.ndim() == 3) && (b.ndim() == 2 || b.ndim() == 3),
+           "matmul: operands must be 2-D or 3-D, got ", a.describe(), " and ", b.describe());
+  const int64_t batch = a.ndim() == 3 ? a.dim(0) : 1;
+  WB_CHECK(b.ndim() == 2 || b.dim(0) == batch, "matmul: batch sizes differ: ", a.describe(),
+           " and ", b.describe());
+  const int64_t k = a.dim(-1);
+  const int64_t kb = transpose_b ? b.dim(-1) : b.dim(-2);
+  const int64_t n = transpose_b ? b.dim(-2) : b.dim(-1);
+  WB_CHECK(k == kb, "matmul: inner dimensions differ: ", a.describe(), " and ", b.describe(),
+           transpose_b ? " (b transposed)" : "");
+  Shape expected = a.ndim() == 3 ? Shape{batch, a.dim(1), n} : Shape{a.dim(0), n};
+  WB_CHECK(out.shape() == expected, "matmul: output ", out.describe(), ", expected ",
+           shape_str(expected));
+  if (ctx.device().is_cuda()) no_cuda_kernel("matmul");
+  cpu::matmul(a, b, out, transpose_b);
+}
+
+void layer_norm(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                float eps, Tensor& out) {
+  check_devices("layer_norm", ctx, {&x, &weight, &bias, &out});
+  check_floating("layer_norm", {&x, &weight, &bias, &out});
+  check_same_shape("layer_norm", x, out);
+  for (const Tensor* p : {&weight, &bias}) {
+    WB_CHECK(!p->defined() || (p->ndim() == 1 && p->dim(0) == x.dim(-1)), "layer_norm: parameter ",
+             p->describe(), " does not match the last dimension of ", x.describe());
+  }
+  if (ctx.device().is_cuda()) no_cuda_kernel("layer_norm");
+  cpu::layer_norm(x, weight, bias, eps, out);
+}
+
+void rms_norm(const Context& ctx, const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
+  check_devices("rms_norm", ctx, {&x, &weight, &out});
+  check_floating("rms_norm", {&x, &weight, &out});
+  check_same_shape("rms_norm", x, out);
+  WB_CHECK(!weight.defined() || (weight.ndim() == 1 && weight.dim(0) == x.dim(-1)),
+           "rms_norm: weight ", weight.describe(), " does not match ", x.describe());
+  if (ctx.device().is_cuda()) no_cuda_kernel("rms_norm");
+  cpu::rms_norm(x, weight, eps, out);
+}
+
+void gelu_tanh(const Context& ctx, const Tensor& x, Tensor& out) {
+  check_devices("gelu_tanh", ctx, {&x, &out});
+  check_floating("gelu_tanh", {&x, &out});
+  check_same_shape("gelu_tanh", x, out);
+  if (ctx.device().is_cuda()) return cuda::gelu_tanh(ctx, x, out);
+  cpu::gelu_tanh(x, out);
+}
+
+void silu(const Context& ctx, const Tensor& x, Tensor& out) {
+  check_devices("silu", ctx, {&x, &out});
+  check_floating("silu", {&x, &out});
+  check_same_shape("silu", x, out);
+  if (ctx.device().is_cuda()) return cuda::silu(ctx, x, out);
+  cpu::silu(x, out);
+}
+
+void softmax(const Context& ctx, const Tensor& x, Tensor& out) {
+  check_devices("softmax", ctx, {&x, &out});
+  check_floating("softmax", {&x, &out});
+  check_same_shape("softmax", x, out);
+  if (ctx.device().is_cuda()) no_cuda_kernel("softmax");
+  cpu::softmax(x, out);
+}
+
+void add(const Context& ctx, const Tensor& a, const Tensor& b, Tensor& out) {
+  check_devices("add", ctx, {&a, &b, &out});
+  check_floating("add", {&a, &b, &out});
+  check_trailing("add", a, b);
+  check_same_shape("add", a, out);
+  if (ctx.device().is_cuda()) return cuda::add(ctx, a, b, out);
+  cpu::add(a, b, out);
+}
+
+void mul(const Context& ctx, const Tensor& a, const Tensor& b, Tensor& out) {
+  check_devices("mul", ctx, {&a, &b, &out});
+  check_floating("mul", {&a, &b, &out});
+  check_trailing("mul", a, b);
+  check_same_shape("mul", a, out);
+  if (ctx.device().is_cuda()) return cuda::mul(ctx, a, b, out);
+  cpu::mul(a, b, out);
+}
+
+void scale(const Context& ctx, const Tensor& x, float factor, Tensor& out) {
+  check_devices("scale", ctx, {&x, &out});
+  check_floating("scale", {&x, &out});
+  check_same_shape("scale", x, out);
+  if (ctx.device().is_cuda()) return cuda::scale(ctx, x, factor, out);
+  cpu::scale(x, factor, out);
+}
+
+void layernorm_modulate(const Context& ctx, const Tensor& x, const Tensor& shift,
+                        const Tensor& scale, float eps, Tensor& out) {
+  check_devices("layernorm_modulate", ctx, {&x, &shift, &scale, &out});
+  check_floating("layernorm_modulate", {&x, &shift, &scale, &out});
+  WB_CHECK(x.ndim() == 2, "layernorm_modulate: x must be [L, D], got ", x.describe());
+  check_same_shape("layernorm_modulate", x, out);
+  check_modulation("layernorm_modulate", "shift", x, shift);
+  check_modulation("layernorm_modulate", "scale", x, scale);
+  if (ctx.device().is_cuda()) no_cuda_kernel("layernorm_modulate");
+  cpu::layernorm_modulate(x, shift, scale, eps, out);
+}
+
+void gated_residual(const Context& ctx, const Tensor& x, const Tensor& y, const Tensor& gate,
+                    Tensor& out) {
+  check_devices("gated_residual", ctx, {&x, &y, &gate, &out});
+  check_floating("gated_residual", {&x, &y, &gate, &out});
+  WB_CHECK(x.ndim() == 2, "gated_residual: x must be [L, D], got ", x.describe());
+  check_same_shape("gated_residual", x, y);
+  check_same_shape("gated_residual", x, out);
+  check_modulation("gated_residual", "gate", x, gate);
+  if (ctx.device().is_cuda()) no_cuda_kernel("gated_residual");
+  cpu::gated_residual(x, y, gate, out);
+}
+
+void attention(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
+               const AttentionOptions& options) {
+  check_devices("attention", ctx, {&q, &k, &v, &out, &options.bias});
+  check_floating("attention", {&q, &k, &v, &out, &options.bias});
+  WB_CHECK(q.ndim() == 4 && k.ndim() == 4 && v.ndim() == 4 && out.ndim() == 4,
+           "attention: q, k, v and out must be [B, L, H, D]");
+  const int64_t batch = q.dim(0), lq = q.dim(1), heads = q.dim(2), lk = k.dim(1);
+  WB_CHECK(k.dim(0) == batch && v.dim(0) == batch && k.dim(2) == heads && v.dim(2) == heads &&
+               k.dim(3) == q.dim(3) && v.dim(1) == lk,
+           "attention: q ", q.describe(), ", k ", k.describe(), " and v ", v.describe(),
+           " do not fit together");
+  const Shape expected{batch, lq, heads, v.dim(3)};
+  WB_CHECK(out.shape() == expected, "attention: output ", out.describe(), ", expected ",
+           shape_str(expected));
+  WB_CHECK(options.k_lens.empty() || static_cast<int64_t>(options.k_lens.size()) == batch,
+           "attention: ", options.k_lens.size(), " key lengths for a batch of ", batch);
+  for (int64_t len : options.k_lens) {
+    WB_CHECK(len >= 0 && len <= lk, "attention: key length ", len, " outside [0, ", lk, "]");
+  }
+  const Shape bias_shape{heads, lq, lk};
+  WB_CHECK(!options.bias.defined() || options.bias.shape() == bias_shape, "attention: bias ",
+           options.bias.describe(), ", expected ", shape_str(bias_shape));
+  if (ctx.device().is_cuda()) no_cuda_kernel("attention");
+  cpu::attention(q, k, v, out, options);
+}
+
+void rope_3d(const Context& ctx, const Tensor& x, const RopeGrid& grid, int64_t token_offset,
+             Tensor& out) {
+  check_devices("rope_3d", ctx, {&x, &out});
+  check_floating("rope_3d", {&x, &out});
+  WB_CHECK(x.ndim() == 3 && x.dim(2) % 2 == 0, "rope_3d: x must be [L, H, D] with even D, got ",
+           x.describe());
+  check_same_shape("rope_3d", x, out);
+  WB_CHECK(grid.frames > 0 && grid.height > 0 && grid.width > 0 && token_offset >= 0,
+           "rope_3d: bad grid ", grid.frames, "x", grid.height, "x", grid.width, " or offset ",
+           token_offset);
+  constexpr int64_t kMaxPosition = 1024;  // the reference's frequency table length
+  WB_CHECK(grid.frames <= kMaxPosition && grid.height <= kMaxPosition &&
+               grid.width <= kMaxPosition,
+           "rope_3d: grid ", grid.frames, "x", grid.height, "x", grid.width,
+           " exceeds the 1024 positions of the RoPE table");
+  if (ctx.device().is_cuda()) no_cuda_kernel("rope_3d");
+  cpu::rope_3d(x, grid, token_offset, out);
+}
+
+Shape conv3d_output_shape(const Shape& x, const Shape& weight, const Conv3dParams& params) {
+  WB_CHECK((x.size() == 4 || x.size() == 5) && weight.size() == 5, "conv3d: input ",
+           shape_str(x), " must be [(N,) C, T, H, W] and weight ", shape_str(weight),
+           " [O, C, kt, kh, kw]");
+  const size_t base = x.size() - 4;
+  WB_CHECK(x[base] == weight[1], "conv3d: input has ", x[base], " channels, weight ",
+           shape_str(weight), " expects ", weight[1]);
+  Shape out(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(base));
+  out.push_back(weight[0]);
+  for (int d = 0; d < 3; ++d) {
+    const int64_t padded = x[base + 1 + d] + params.padding[2 * d] + params.padding[2 * d + 1];
+    WB_CHECK(params.stride[d] > 0, "conv3d: stride must be positive");
+    WB_CHECK(padded >= weight[2 + d], "conv3d: input ", shape_str(x), " is smaller than kernel ",
+             shape_str(weight), " after padding");
+    out.push_back((padded - weight[2 + d]) / params.stride[d] + 1);
+  }
+  return out;
+}
+
+void conv3d(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
+            const Conv3dParams& params, Tensor& out) {
+  check_devices("conv3d", ctx, {&x, &weight, &bias, &out});
+  check_floating("conv3d", {&x, &weight, &bias, &out});
+  for (int64_t p : params.padding) WB_CHECK(p >= 0, "conv3d: negative padding");
+  const Shape expected = conv3d_output_shape(x.shape(), weight.shape(), params);
+  WB_CHECK(out.shape() == expected, "conv3d: output ", out.describe(), ", expected ",
+           shape_str(expected));
+  WB_CHECK(!bias.defined() || (bias.ndim() == 1 && bias.dim(0) == weight.dim(0)), "conv3d: bias ",
+           bias.describe(), " does not match weight ", weight.describe());
+  if (ctx.device().is_cuda()) no_cuda_kernel("conv3d");
+  cpu::conv3d(x, weight, bias, params, out);
+}
+
+}  // namespace wanbatch::core::ops
