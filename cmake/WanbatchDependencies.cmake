@@ -4,6 +4,9 @@
 find_package(PkgConfig REQUIRED)
 find_package(Threads REQUIRED)
 find_package(MPI REQUIRED COMPONENTS C)
+# We use the C API only; keep mpi.h from pulling in Open MPI's deprecated C++ bindings.
+set_property(TARGET MPI::MPI_C APPEND PROPERTY INTERFACE_COMPILE_DEFINITIONS
+             OMPI_SKIP_MPICXX MPICH_SKIP_MPICXX)
 find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(nlohmann_json 3.10 REQUIRED)
 # CMake 4 no longer ships FindBoost; Boost's own config files exist in both versions we support.

@@ -35,6 +35,7 @@ MpiRuntime::MpiRuntime(bool force) {
     if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
       throw Error("MPI_Init_thread failed");
     }
+    owns_init_ = true;
   }
   active_ = true;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
@@ -42,7 +43,7 @@ MpiRuntime::MpiRuntime(bool force) {
 }
 
 MpiRuntime::~MpiRuntime() {
-  if (!active_) return;
+  if (!owns_init_) return;  // someone else started MPI and will finish it
   int finalised = 0;
   MPI_Finalized(&finalised);
   if (!finalised) MPI_Finalize();

@@ -8,7 +8,8 @@ namespace wanbatch::parallel {
 bool launched_by_mpi();
 
 // RAII owner of MPI_Init / MPI_Finalize. With `force` false, MPI starts only under a launcher; a
-// one-process run then reports rank 0 of 1.
+// one-process run then reports rank 0 of 1. In a process where MPI is already initialised it
+// joins, and leaves MPI_Finalize to whoever initialised it.
 class MpiRuntime {
  public:
   explicit MpiRuntime(bool force = false);
@@ -24,6 +25,7 @@ class MpiRuntime {
 
  private:
   bool active_ = false;
+  bool owns_init_ = false;
   int rank_ = 0;
   int size_ = 1;
 };

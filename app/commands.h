@@ -1,0 +1,12 @@
+// The wanbatch subcommands. Each takes its invocation and returns the process exit status;
+// errors are thrown as wanbatch::Error and reported by main.
+#pragma once
+
+#include "app/cli.h"
+
+namespace wanbatch::app {
+
+int inspect_command(const Invocation& call);
+int make_test_model_command(const Invocation& call);
+
+}  // namespace wanbatch::app

@@ -1,0 +1,145 @@
+// The wanbatch executable as a user meets it: --version, --help, subcommands, the INI config file
+// with flags overriding it, and errors that end in one clear line and a non-zero exit status.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int status = -1;
+  std::string output;  // stdout and stderr together
+};
+
+Result run(const std::string& args) {
+  const std::string command = std::string(WANBATCH_BINARY) + " " + args + " 2>&1";
+  Result result;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return result;
+  std::array<char, 4096> buffer;
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
+  const int raw = pclose(pipe);
+  result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return result;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("wanbatch_cli_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(Cli, PrintsVersion) {
+  const Result r = run("--version");
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.output.find("wanbatch 0."), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("CUDA backend"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, HelpListsCommandsAndCommandHelpListsOptions) {
+  Result r = run("--help");
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.output.find("inspect"), std::string::npos);
+  EXPECT_NE(r.output.find("make-test-model"), std::string::npos);
+  r = run("inspect --help");
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.output.find("--summary"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--log-level"), std::string::npos) << r.output;
+  EXPECT_EQ(run("").status, 2);  // no command: usage and a usage-error status
+}
+
+TEST_F(Cli, UnknownCommandOrOptionIsOneLineError) {
+  Result r = run("frobnicate");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.output, "wanbatch: error: unknown command 'frobnicate' (see wanbatch --help)\n");
+  r = run("inspect --no-such-flag x");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("no-such-flag"), std::string::npos) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  r = run("inspect --log-level chatty x");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("unknown log level 'chatty'"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, MakesAndInspectsATinyModel) {
+  const fs::path model = dir_ / "model";
+  Result r = run("make-test-model --variant tiny-t2v --output " + model.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(model / "diffusion_pytorch_model.safetensors"));
+  EXPECT_TRUE(fs::exists(model / "config.json"));
+  r = run("inspect " + model.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("blocks.1.ffn.2.weight"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("bf16"), std::string::npos);
+  EXPECT_NE(r.output.find("Wan DiT"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("dim 64"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("4 heads"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, ShardedTwoExpertModelHasIndexAndBothExperts) {
+  const fs::path model = dir_ / "moe";
+  Result r = run("make-test-model --variant tiny-t2v-a14b --shard-gb 0.0001 --output " +
+                 model.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* expert : {"high_noise_model", "low_noise_model"}) {
+    const fs::path index = model / expert / "diffusion_pytorch_model.safetensors.index.json";
+    ASSERT_TRUE(fs::exists(index)) << index;
+    r = run("inspect --summary " + index.string());
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("Wan DiT"), std::string::npos) << r.output;
+  }
+}
+
+TEST_F(Cli, ConfigFileSuppliesOptionsAndFlagsOverrideIt) {
+  const fs::path ini = dir_ / "job.ini";
+  std::ofstream(ini) << "# a job file\nvariant = tiny-ti2v\noutput = " << (dir_ / "from_ini").string()
+                     << "\nlog-level = warning\n";
+  Result r = run("make-test-model --config " + ini.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir_ / "from_ini" / "config.json"));
+  EXPECT_EQ(r.output.find("info:"), std::string::npos) << r.output;  // log-level from the file
+  r = run("make-test-model --config " + ini.string() + " --output " + (dir_ / "from_flag").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir_ / "from_flag" / "config.json"));
+  std::ofstream(ini, std::ios::app) << "bogus-key = 1\n";
+  r = run("make-test-model --config " + ini.string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("job.ini"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, InspectErrorsNameTheFile) {
+  Result r = run("inspect " + (dir_ / "missing.safetensors").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("missing.safetensors"), std::string::npos) << r.output;
+  const fs::path bad = dir_ / "bad.safetensors";
+  std::ofstream(bad) << "not a safetensors file at all";
+  r = run("inspect " + bad.string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("bad.safetensors"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.rfind("wanbatch: error: ", 0), 0u) << r.output;
+}
+
+TEST_F(Cli, LogLinesCarryTimestampAndLevel) {
+  const Result r = run("make-test-model --variant tiny-t2v --output " + (dir_ / "m").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  // "2026-11-24 19:40:01.123456 info: ..." (no rank tag outside MPI)
+  EXPECT_NE(r.output.find(" info: test model 'tiny-t2v' written"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("[rank"), std::string::npos) << r.output;
+}
+
+}  // namespace
