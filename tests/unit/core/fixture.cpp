@@ -41,8 +41,8 @@ Fixture Fixture::load(const std::string& path) {
     WB_CHECK(offsets.size() == 2 && offsets[0] <= offsets[1] && offsets[1] <= data_size, "fixture ",
              path, ": tensor ", name, " has bad data_offsets");
     Tensor t = Tensor::empty(shape, DType::F32);
-    WB_CHECK(offsets[1] - offsets[0] == t.nbytes(), "fixture ", path, ": tensor ", name,
-             " holds ", offsets[1] - offsets[0], " bytes for shape ", core::shape_str(shape));
+    WB_CHECK(offsets[1] - offsets[0] == t.nbytes(), "fixture ", path, ": tensor ", name, " holds ",
+             offsets[1] - offsets[0], " bytes for shape ", core::shape_str(shape));
     std::memcpy(t.data<float>(), bytes.data() + data_start + offsets[0], t.nbytes());
     fixture.tensors_.emplace(name, std::move(t));
   }
@@ -94,8 +94,8 @@ Tensor empty_like(const Tensor& like, DType dtype) { return Tensor::empty(like.s
     const double allowed = atol + rtol * std::fabs(static_cast<double>(w[i]));
     // NaN compares false: count it as a failure, and as the worst.
     const bool ok = diff <= allowed;
-    const double excess = std::isnan(diff) ? std::numeric_limits<double>::infinity()
-                                           : diff - allowed;
+    const double excess =
+        std::isnan(diff) ? std::numeric_limits<double>::infinity() : diff - allowed;
     if (!ok) ++failures;
     if (excess > worst_excess) {
       worst_excess = excess;
@@ -113,8 +113,8 @@ Tensor empty_like(const Tensor& like, DType dtype) { return Tensor::empty(like.s
   }
   index << core::shape_str(idx);
   return ::testing::AssertionFailure()
-         << failures << " of " << g.size() << " elements differ (atol " << atol << ", rtol "
-         << rtol << "); worst at flat " << worst << " index " << index.str() << ": got " << g[worst]
+         << failures << " of " << g.size() << " elements differ (atol " << atol << ", rtol " << rtol
+         << "); worst at flat " << worst << " index " << index.str() << ": got " << g[worst]
          << ", expected " << w[worst] << ", diff "
          << std::fabs(static_cast<double>(g[worst]) - static_cast<double>(w[worst]));
 }
@@ -139,21 +139,24 @@ Tensor empty_like(const Tensor& like, DType dtype) { return Tensor::empty(like.s
   Tensor f32_out = Tensor::empty(out_shape, DType::F32);
   op(low, f32_out);
   auto r = all_close(f32_out, want, 1e-5, 1e-5);
-  if (!r) return ::testing::AssertionFailure() << "inputs " << core::dtype_name(dtype)
-                                               << ", output f32: " << r.message();
+  if (!r)
+    return ::testing::AssertionFailure()
+           << "inputs " << core::dtype_name(dtype) << ", output f32: " << r.message();
 
   Tensor low_out = Tensor::empty(out_shape, dtype);
   op(rounded, low_out);
   if (low_out.dtype() != dtype) return ::testing::AssertionFailure() << "output dtype changed";
   r = all_close(low_out, want, atol, rtol);
-  if (!r) return ::testing::AssertionFailure() << "inputs f32, output " << core::dtype_name(dtype)
-                                               << ": " << r.message();
+  if (!r)
+    return ::testing::AssertionFailure()
+           << "inputs f32, output " << core::dtype_name(dtype) << ": " << r.message();
 
   Tensor all_low = Tensor::empty(out_shape, dtype);
   op(low, all_low);
   r = all_close(all_low, want, atol, rtol);
-  if (!r) return ::testing::AssertionFailure() << "inputs and output " << core::dtype_name(dtype)
-                                               << ": " << r.message();
+  if (!r)
+    return ::testing::AssertionFailure()
+           << "inputs and output " << core::dtype_name(dtype) << ": " << r.message();
   return ::testing::AssertionSuccess();
 }
 

@@ -44,8 +44,8 @@ core::Tensor empty_like(const core::Tensor& like, core::DType dtype = core::DTyp
 
 // Passes when shapes match and |got − want| ≤ atol + rtol·|want| for every element (both read as
 // fp32); otherwise says how many elements fail and which is worst, with its index and values.
-::testing::AssertionResult all_close(const core::Tensor& got, const core::Tensor& want,
-                                     double atol, double rtol);
+::testing::AssertionResult all_close(const core::Tensor& got, const core::Tensor& want, double atol,
+                                     double rtol);
 
 // An op under test: reads `inputs` (same order every call) and writes `out`.
 using OpRun = std::function<void(const std::vector<core::Tensor>& inputs, core::Tensor& out)>;

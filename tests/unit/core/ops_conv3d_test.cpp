@@ -39,8 +39,8 @@ void expect_case(const std::string& n) {
   SCOPED_TRACE(n);
   const Tensor& want = fx().get(n + ".out");
   Tensor out = empty_like(want);
-  ops::conv3d(Context::cpu(), fx().get(n + ".x"), fx().get(n + ".weight"), bias_of(n),
-              params_of(n), out);
+  ops::conv3d(Context::cpu(), fx().get(n + ".x"), fx().get(n + ".weight"), bias_of(n), params_of(n),
+              out);
   EXPECT_TRUE(all_close(out, want, kTol, kTol));
 }
 
@@ -57,7 +57,8 @@ TEST(Ops, Conv3dAsymmetricPaddingUnevenStrideWithoutBias) {
 }
 
 TEST(Ops, Conv3dOutputShapeFollowsPaddingAndStride) {
-  for (const std::string n : {"conv3d_patch", "conv3d_causal_batched", "conv3d_asymmetric_nobias"}) {
+  for (const std::string n :
+       {"conv3d_patch", "conv3d_causal_batched", "conv3d_asymmetric_nobias"}) {
     EXPECT_EQ(ops::conv3d_output_shape(fx().get(n + ".x").shape(), fx().get(n + ".weight").shape(),
                                        params_of(n)),
               fx().get(n + ".out").shape())

@@ -37,8 +37,8 @@ TEST_P(ModulationShapeTest, GatedResidual) {
   const std::string n = "gated_residual_" + GetParam();
   const Tensor& want = fx().get(n + ".out");
   Tensor out = empty_like(want);
-  ops::gated_residual(Context::cpu(), fx().get(n + ".x"), fx().get(n + ".y"),
-                      fx().get(n + ".gate"), out);
+  ops::gated_residual(Context::cpu(), fx().get(n + ".x"), fx().get(n + ".y"), fx().get(n + ".gate"),
+                      out);
   EXPECT_TRUE(all_close(out, want, kResidualTol, kResidualTol));
 }
 
@@ -68,8 +68,7 @@ TEST_P(ModulationShapeTest, FusionsAcceptBf16) {
       fx().get(g + ".out").shape(), DType::BF16));
 }
 
-INSTANTIATE_TEST_SUITE_P(Ops, ModulationShapeTest,
-                         ::testing::Values("vector", "row", "per_token"),
+INSTANTIATE_TEST_SUITE_P(Ops, ModulationShapeTest, ::testing::Values("vector", "row", "per_token"),
                          [](const auto& info) { return info.param; });
 
 TEST(Ops, GatedResidualKeepsFp32StreamWithBf16Branch) {

@@ -41,8 +41,8 @@ TEST(Ops, Rope3dRotatesWholeSequenceAndCopiesPaddingTokens) {
   const Tensor out = run_case(n);
   EXPECT_TRUE(all_close(out, fx().get(n + ".out"), kTol, kTol));
   const int64_t real = 3 * 4 * 6;
-  EXPECT_TRUE(all_close(out.slice(real, out.dim(0)), fx().get(n + ".x").slice(real, out.dim(0)),
-                        0, 0))
+  EXPECT_TRUE(
+      all_close(out.slice(real, out.dim(0)), fx().get(n + ".x").slice(real, out.dim(0)), 0, 0))
       << "padding tokens must be copied bit for bit";
 }
 
