@@ -44,11 +44,11 @@ DitConfig tiny(const char* variant, int64_t in_dim, int64_t out_dim, bool image 
 
 const std::vector<Preset>& presets() {
   static const std::vector<Preset> all = {
-      {"tiny-t2v", tiny("tiny T2V", 16, 16), false},
-      {"tiny-t2v-a14b", tiny("tiny T2V two-expert", 16, 16), true},
-      {"tiny-i2v", tiny("tiny I2V (Wan2.2 style)", 36, 16), false},
-      {"tiny-i2v-clip", tiny("tiny I2V (Wan2.1 style, image branch)", 36, 16, true), false},
-      {"tiny-ti2v", tiny("tiny TI2V", 48, 48), false},
+      {"tiny-t2v", tiny("tiny T2V test model", 16, 16), false},
+      {"tiny-t2v-a14b", tiny("tiny T2V test model", 16, 16), true},
+      {"tiny-i2v", tiny("tiny I2V test model (Wan2.2 style)", 36, 16), false},
+      {"tiny-i2v-clip", tiny("tiny I2V test model (Wan2.1 style, image branch)", 36, 16, true), false},
+      {"tiny-ti2v", tiny("tiny TI2V test model", 48, 48), false},
       {"t2v-1.3b", make("Wan2.1 T2V-1.3B", 1536, 8960, 12, 30, 16, 16), false},
       {"t2v-14b", make("Wan2.1 T2V-14B", 5120, 13824, 40, 40, 16, 16), false},
       {"i2v-14b", make("Wan2.1 I2V-14B", 5120, 13824, 40, 40, 36, 16, true), false},
@@ -72,7 +72,6 @@ const Preset& find_preset(const std::string& name) {
 std::string variant_name(const DitConfig& c) {
   for (const Preset& p : presets()) {
     const DitConfig& r = p.config;
-    if (std::string_view(p.name).rfind("tiny", 0) == 0) continue;
     if (r.dim == c.dim && r.ffn_dim == c.ffn_dim && r.num_layers == c.num_layers &&
         r.in_dim == c.in_dim && r.out_dim == c.out_dim && r.image_branch == c.image_branch &&
         r.text_dim == c.text_dim) {
