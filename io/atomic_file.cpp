@@ -13,8 +13,12 @@ namespace wanbatch::io {
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   const std::filesystem::path p(path_);
-  temp_path_ = (p.parent_path() / ("." + p.filename().string() + ".tmp." +
-                                   std::to_string(::getpid()))).string();
+  // Appended piecewise: GCC 12 gives a false -Wrestrict on chained operator+ here (bug 105329).
+  std::string name = ".";
+  name += p.filename().string();
+  name += ".tmp.";
+  name += std::to_string(::getpid());
+  temp_path_ = (p.parent_path() / name).string();
 }
 
 AtomicFile::~AtomicFile() {

@@ -1,0 +1,316 @@
+// The CUDA runtime services of core/cuda/runtime.h (device count, memory, synchronous copies) and
+// the dtype conversion kernels, which reproduce core::convert_elements (core/dtype.cpp) bit for
+// bit so that a tensor converted on the GPU equals the same tensor converted on the CPU.
+#include <cstdint>
+#include <cstring>
+
+#include "core/cuda/check.h"
+#include "core/cuda/resources.h"
+#include "core/cuda/runtime.h"
+#include "core/error.h"
+
+namespace wanbatch::core::cuda {
+namespace {
+
+// Scalar conversions: device twins of the functions in core/dtype.cpp, line for line. They work on
+// bit patterns rather than through cuda_fp16.h/cuda_bf16.h/cuda_fp8.h intrinsics because those
+// replace NaN payloads with a canonical NaN, which the CPU does not, and integer arithmetic cannot
+// be changed by -ftz or --use_fast_math.
+
+__device__ __forceinline__ uint16_t float_to_bf16(float value) {
+  uint32_t bits = __float_as_uint(value);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) {
+    return static_cast<uint16_t>((bits >> 16) | 0x0040u);  // NaN: keep sign and payload, quiet
+  }
+  bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest even, then truncate
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+__device__ __forceinline__ float bf16_to_float(uint16_t bits) {
+  return __uint_as_float(static_cast<uint32_t>(bits) << 16);
+}
+
+__device__ __forceinline__ uint16_t float_to_f16(float value) {
+  const uint32_t bits = __float_as_uint(value);
+  const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
+  const uint32_t abs = bits & 0x7fffffffu;
+  if (abs > 0x7f800000u) return sign | 0x7e00u | static_cast<uint16_t>((abs >> 13) & 0x1ffu);
+  if (abs >= 0x477ff000u) return sign | 0x7c00u;  // ≥ 65520: inf
+  if (abs >= 0x38800000u) {                       // normal in f16 (≥ 2^-14)
+    const uint32_t rounded = abs + 0xfffu + ((abs >> 13) & 1u);
+    return sign | static_cast<uint16_t>((rounded - (112u << 23)) >> 13);
+  }
+  if (abs < 0x33000000u) return sign;  // below 2^-25, half the smallest subnormal: zero
+  const uint32_t exponent = abs >> 23;
+  const uint32_t significand = (abs & 0x7fffffu) | 0x800000u;
+  const uint32_t shift = 126u - exponent;  // 14..24
+  uint32_t result = significand >> shift;
+  const uint32_t remainder = significand & ((1u << shift) - 1u);
+  const uint32_t half = 1u << (shift - 1u);
+  if (remainder > half || (remainder == half && (result & 1u))) ++result;
+  return sign | static_cast<uint16_t>(result);
+}
+
+__device__ __forceinline__ float f16_to_float(uint16_t bits) {
+  const uint32_t sign = static_cast<uint32_t>(bits & 0x8000u) << 16;
+  const uint32_t exponent = (bits >> 10) & 0x1fu;
+  const uint32_t mantissa = bits & 0x3ffu;
+  if (exponent == 0x1fu) return __uint_as_float(sign | 0x7f800000u | (mantissa << 13));
+  if (exponent == 0) {
+    // mantissa · 2^-24 is zero or a normal fp32, so the product is exact even with -ftz.
+    const float magnitude = __fmul_rn(static_cast<float>(mantissa), 0x1p-24f);
+    return __uint_as_float(sign | __float_as_uint(magnitude));
+  }
+  return __uint_as_float(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+}
+
+__device__ __forceinline__ uint8_t float_to_f8e4m3(float value) {
+  const uint32_t bits = __float_as_uint(value);
+  const uint8_t sign = static_cast<uint8_t>((bits >> 24) & 0x80u);
+  const uint32_t abs = bits & 0x7fffffffu;
+  if (abs > 0x7f800000u) return sign | 0x7fu;   // NaN
+  if (abs >= 0x43e00000u) return sign | 0x7eu;  // ≥ 448 (inf included): saturate
+  if (abs < 0x3c800000u) {                      // below 2^-6: subnormal steps of 2^-9
+    // rintf rounds half to even like the CPU's nearbyint; an fp32 subnormal input gives 0 on
+    // both sides whether or not it is flushed.
+    const float steps = rintf(__fmul_rn(__uint_as_float(abs), 512.0f));
+    return sign | static_cast<uint8_t>(steps);
+  }
+  const uint32_t rounded = abs + 0x7ffffu + ((abs >> 20) & 1u);
+  const uint32_t exponent = (rounded >> 23) - 120u;
+  const uint32_t mantissa = (rounded >> 20) & 0x7u;
+  const uint32_t result = (exponent << 3) | mantissa;
+  return sign | static_cast<uint8_t>(result > 0x7eu ? 0x7eu : result);
+}
+
+__device__ __forceinline__ float f8e4m3_to_float(uint8_t bits) {
+  const uint32_t sign = static_cast<uint32_t>(bits & 0x80u) << 24;
+  const uint32_t exponent = (bits >> 3) & 0xfu;
+  const uint32_t mantissa = bits & 0x7u;
+  // The CPU returns quiet_NaN() (0x7fc00000), negated for 0xff: the sign bit flips, nothing else.
+  if (exponent == 0xfu && mantissa == 0x7u) return __uint_as_float(sign | 0x7fc00000u);
+  if (exponent == 0) {
+    const float magnitude = __fmul_rn(static_cast<float>(mantissa), 0x1p-9f);  // exact
+    return __uint_as_float(sign | __float_as_uint(magnitude));
+  }
+  return __uint_as_float(sign | ((exponent + 120u) << 23) | (mantissa << 20));
+}
+
+// Floating to integer truncates toward zero. C++ leaves NaN and out-of-range values undefined;
+// on x86-64, where the CPU reference runs, cvttss2si gives the "integer indefinite" value (the
+// most negative integer) for them, so the GPU does the same instead of PTX's saturation.
+__device__ __forceinline__ int32_t float_to_i32(float value) {
+  return (value >= -2147483648.0f && value < 2147483648.0f) ? static_cast<int32_t>(value)
+                                                            : INT32_MIN;
+}
+
+__device__ __forceinline__ int64_t float_to_i64(float value) {
+  return (value >= -9223372036854775808.0f && value < 9223372036854775808.0f)
+             ? static_cast<int64_t>(value)
+             : INT64_MIN;
+}
+
+// Storage type and fp32 load/store of each dtype, as load_float/store_float in core/dtype.cpp.
+template <DType D>
+struct Element;
+template <>
+struct Element<DType::F32> {
+  using T = float;
+  static __device__ __forceinline__ float load(T v) { return v; }
+  static __device__ __forceinline__ T store(float v) { return v; }
+};
+template <>
+struct Element<DType::BF16> {
+  using T = uint16_t;
+  static __device__ __forceinline__ float load(T v) { return bf16_to_float(v); }
+  static __device__ __forceinline__ T store(float v) { return float_to_bf16(v); }
+};
+template <>
+struct Element<DType::F16> {
+  using T = uint16_t;
+  static __device__ __forceinline__ float load(T v) { return f16_to_float(v); }
+  static __device__ __forceinline__ T store(float v) { return float_to_f16(v); }
+};
+template <>
+struct Element<DType::F8E4M3> {
+  using T = uint8_t;
+  static __device__ __forceinline__ float load(T v) { return f8e4m3_to_float(v); }
+  static __device__ __forceinline__ T store(float v) { return float_to_f8e4m3(v); }
+};
+template <>
+struct Element<DType::I32> {
+  using T = int32_t;
+  // Round to nearest even, as the CPU's int → float conversion in the default rounding mode.
+  static __device__ __forceinline__ float load(T v) { return __int2float_rn(v); }
+  static __device__ __forceinline__ T store(float v) { return float_to_i32(v); }
+};
+template <>
+struct Element<DType::I64> {
+  using T = int64_t;
+  static __device__ __forceinline__ float load(T v) { return __ll2float_rn(v); }
+  static __device__ __forceinline__ T store(float v) { return float_to_i64(v); }
+};
+
+__host__ __device__ constexpr bool is_integer(DType d) {
+  return d == DType::I32 || d == DType::I64;
+}
+
+template <DType From, DType To>
+__global__ void convert_kernel(const typename Element<From>::T* __restrict__ src,
+                               typename Element<To>::T* __restrict__ dst, int64_t count) {
+  const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += stride) {
+    if constexpr (is_integer(From) && is_integer(To)) {
+      // i64 ↔ i32 directly, not through fp32 (ids must survive): wraps modulo 2^32 like the CPU.
+      dst[i] = static_cast<typename Element<To>::T>(src[i]);
+    } else {
+      dst[i] = Element<To>::store(Element<From>::load(src[i]));
+    }
+  }
+}
+
+template <DType From, DType To>
+void launch_convert(const void* src, void* dst, size_t count, int sm_count, cudaStream_t stream) {
+  if constexpr (From == To) {
+    throw Error("cuda convert: same-dtype conversion reached a kernel (it is a copy)");
+  } else {
+    const int64_t n = static_cast<int64_t>(count);
+    convert_kernel<From, To><<<grid_blocks(n, sm_count), kThreadsPerBlock, 0, stream>>>(
+        static_cast<const typename Element<From>::T*>(src),
+        static_cast<typename Element<To>::T*>(dst), n);
+    CUDA_CHECK_LAUNCH("convert_kernel");
+  }
+}
+
+template <DType From>
+void launch_convert_from(const void* src, void* dst, DType to, size_t count, int sm_count,
+                         cudaStream_t stream) {
+  switch (to) {
+    case DType::F32:
+      return launch_convert<From, DType::F32>(src, dst, count, sm_count, stream);
+    case DType::BF16:
+      return launch_convert<From, DType::BF16>(src, dst, count, sm_count, stream);
+    case DType::F16:
+      return launch_convert<From, DType::F16>(src, dst, count, sm_count, stream);
+    case DType::F8E4M3:
+      return launch_convert<From, DType::F8E4M3>(src, dst, count, sm_count, stream);
+    case DType::I32:
+      return launch_convert<From, DType::I32>(src, dst, count, sm_count, stream);
+    case DType::I64:
+      return launch_convert<From, DType::I64>(src, dst, count, sm_count, stream);
+  }
+  throw Error("cuda convert: unknown destination dtype");
+}
+
+// Waits for everything queued on `device`, on every stream: the synchronous entry points below
+// must see the results of ops queued on a Context's (non-blocking) stream, and ops queued after
+// them must see their results.
+void synchronize_device(int device) {
+  DeviceGuard guard(device);
+  CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+int multiprocessor_count(int device) {
+  int count = 0;
+  CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+  return count;
+}
+
+}  // namespace
+
+void convert_async(const void* src, DType from, void* dst, DType to, size_t count, int sm_count,
+                   cudaStream_t stream) {
+  if (count == 0) return;
+  if (from == to) {
+    CUDA_CHECK(
+        cudaMemcpyAsync(dst, src, count * dtype_size(from), cudaMemcpyDeviceToDevice, stream));
+    return;
+  }
+  switch (from) {
+    case DType::F32:
+      return launch_convert_from<DType::F32>(src, dst, to, count, sm_count, stream);
+    case DType::BF16:
+      return launch_convert_from<DType::BF16>(src, dst, to, count, sm_count, stream);
+    case DType::F16:
+      return launch_convert_from<DType::F16>(src, dst, to, count, sm_count, stream);
+    case DType::F8E4M3:
+      return launch_convert_from<DType::F8E4M3>(src, dst, to, count, sm_count, stream);
+    case DType::I32:
+      return launch_convert_from<DType::I32>(src, dst, to, count, sm_count, stream);
+    case DType::I64:
+      return launch_convert_from<DType::I64>(src, dst, to, count, sm_count, stream);
+  }
+  throw Error("cuda convert: unknown source dtype");
+}
+
+int device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // no driver or no device: not an error state to carry into later calls
+    return 0;
+  }
+  return count;
+}
+
+void* allocate(size_t bytes, int device) {
+  if (bytes == 0) return nullptr;  // an empty tensor needs no memory; release(nullptr) is a no-op
+  DeviceGuard guard(device);
+  void* pointer = nullptr;
+  const cudaError_t status = cudaMalloc(&pointer, bytes);
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    size_t free_bytes = 0, total_bytes = 0;
+    cudaMemGetInfo(&free_bytes, &total_bytes);
+    cudaGetLastError();
+    throw make_error("cuda:", device, ": cannot allocate ", bytes, " bytes (", free_bytes >> 20,
+                     " MiB free of ", total_bytes >> 20, " MiB): ", cudaGetErrorString(status));
+  }
+  return pointer;
+}
+
+void release(void* pointer, int device) {
+  // Called from Storage's destructor, so it must not throw. cudaFree waits for the device, so no
+  // kernel still queued on any stream can be using the memory when it is returned.
+  if (pointer == nullptr) return;
+  with_device_noexcept(device, [&] { cudaFree(pointer); });
+}
+
+void copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
+  if (bytes == 0) return;
+  if (dst_device.is_cpu() && src_device.is_cpu()) {
+    std::memmove(dst, src, bytes);
+    return;
+  }
+  // Synchronous in the strong sense: the device(s) are idle before (so the copy sees what ops
+  // queued on any stream wrote) and after (cudaMemcpy alone returns early for device-to-device
+  // copies and pageable host-to-device ones, and ops on a non-blocking stream would not wait).
+  // Whole-tensor copies happen at load and save time, where the cost of this does not matter.
+  if (src_device.is_cuda() && dst_device.is_cuda() && src_device.index != dst_device.index) {
+    synchronize_device(src_device.index);
+    synchronize_device(dst_device.index);
+    CUDA_CHECK(cudaMemcpyPeer(dst, dst_device.index, src, src_device.index, bytes));
+    synchronize_device(src_device.index);
+    synchronize_device(dst_device.index);
+    return;
+  }
+  const int device = dst_device.is_cuda() ? dst_device.index : src_device.index;
+  const cudaMemcpyKind kind = src_device.is_cpu()   ? cudaMemcpyHostToDevice
+                              : dst_device.is_cpu() ? cudaMemcpyDeviceToHost
+                                                    : cudaMemcpyDeviceToDevice;
+  DeviceGuard guard(device);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  CUDA_CHECK(cudaMemcpy(dst, src, bytes, kind));
+  CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+void convert(const void* src, DType from, void* dst, DType to, size_t count, int device) {
+  if (count == 0) return;
+  DeviceGuard guard(device);
+  // Synchronous like copy(), for the same reasons; the legacy default stream carries the kernel.
+  CUDA_CHECK(cudaDeviceSynchronize());
+  convert_async(src, from, dst, to, count, multiprocessor_count(device), cudaStreamLegacy);
+  CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+}  // namespace wanbatch::core::cuda
