@@ -12,12 +12,26 @@
 #include <iostream>
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace wanbatch::app {
 namespace logging = boost::log;
 namespace expr = boost::log::expressions;
 
 namespace {
+
+static_assert(static_cast<int>(log::Level::fatal) == logging::trivial::fatal &&
+                  static_cast<int>(log::Level::trace) == logging::trivial::trace,
+              "core/log.h levels mirror Boost.Log's trivial severities");
+
+// The libraries' log lines (core/log.h) go into Boost.Log with the matching severity.
+void boost_sink(log::Level level, const std::string& message) {
+  BOOST_LOG_STREAM_WITH_PARAMS(logging::trivial::logger::get(),
+                               (logging::keywords::severity =
+                                    static_cast<logging::trivial::severity_level>(level)))
+      << message;
+}
+
 logging::trivial::severity_level parse_level(const std::string& name) {
   logging::trivial::severity_level level;
   if (!logging::trivial::from_string(name.c_str(), name.size(), level)) {
@@ -53,6 +67,8 @@ void init_logging(const LogSettings& settings) {
       quiet_rank ? std::max(threshold, logging::trivial::warning) : threshold;
   sink->set_filter(logging::trivial::severity >= effective);
   core->add_sink(sink);
+  log::set_threshold(static_cast<log::Level>(effective));
+  log::set_sink(boost_sink);
 }
 
 }  // namespace wanbatch::app

@@ -9,8 +9,27 @@ set_property(TARGET MPI::MPI_C APPEND PROPERTY INTERFACE_COMPILE_DEFINITIONS
              OMPI_SKIP_MPICXX MPICH_SKIP_MPICXX)
 find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(nlohmann_json 3.10 REQUIRED)
-# CMake 4 no longer ships FindBoost; Boost's own config files exist in both versions we support.
-find_package(Boost 1.74 REQUIRED CONFIG COMPONENTS program_options log log_setup)
+# Boost.Program_options and Boost.Log are the executable's (app/) only; the libraries do without
+# them. Some GPU hosts ship Boost's headers but not these compiled libraries: there (AUTO) the
+# libraries and the CUDA tests still build, without the wanbatch executable. CMake 4 no longer
+# ships FindBoost; Boost's own config files exist in both versions we support.
+set(WANBATCH_APP AUTO CACHE STRING "Build the wanbatch executable (needs Boost libraries): AUTO, ON or OFF")
+set_property(CACHE WANBATCH_APP PROPERTY STRINGS AUTO ON OFF)
+set(WANBATCH_HAVE_APP OFF)
+if(NOT WANBATCH_APP STREQUAL "OFF")
+  if(WANBATCH_APP STREQUAL "ON")
+    find_package(Boost 1.74 REQUIRED CONFIG COMPONENTS program_options log log_setup)
+  else()
+    find_package(Boost 1.74 QUIET CONFIG COMPONENTS program_options log log_setup)
+  endif()
+  if(Boost_FOUND)
+    set(WANBATCH_HAVE_APP ON)
+  else()
+    message(WARNING "Boost.Program_options / Boost.Log libraries not found: building the "
+                    "libraries and tests without the wanbatch executable "
+                    "(install libboost-program-options-dev libboost-log-dev)")
+  endif()
+endif()
 pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
 pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
 
