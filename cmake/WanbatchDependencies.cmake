@@ -22,7 +22,8 @@ if(NOT WANBATCH_APP STREQUAL "OFF")
   else()
     find_package(Boost 1.74 QUIET CONFIG COMPONENTS program_options log log_setup)
   endif()
-  if(Boost_FOUND)
+  # Boost_FOUND can be true with only the headers; the component targets tell.
+  if(TARGET Boost::program_options AND TARGET Boost::log AND TARGET Boost::log_setup)
     set(WANBATCH_HAVE_APP ON)
   else()
     message(WARNING "Boost.Program_options / Boost.Log libraries not found: building the "
@@ -66,6 +67,13 @@ if(NOT WANBATCH_CUDA STREQUAL "OFF")
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
     enable_language(CUDA)
+    # CMake 3.25 (Debian 12) knows no C++20 dialect flag for nvcc and refuses to generate for
+    # CUDA_STANDARD 20; nvcc 12+ takes -std=c++20. CMake 4 knows it and skips this.
+    if(NOT DEFINED CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+      set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+      set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+    endif()
+    set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
     find_package(CUDAToolkit REQUIRED)
     get_filename_component(_cuda_root "${CUDAToolkit_BIN_DIR}" DIRECTORY)
     set(_cuda_lib_hints ${CUDAToolkit_LIBRARY_DIR} ${_cuda_root}/lib ${_cuda_root}/lib64)
