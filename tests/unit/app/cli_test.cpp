@@ -122,6 +122,17 @@ TEST_F(Cli, ConfigFileSuppliesOptionsAndFlagsOverrideIt) {
   EXPECT_NE(r.output.find("job.ini"), std::string::npos) << r.output;
 }
 
+// A file written by another implementation: the NumPy reference script writes safetensors by hand
+// from the format's description (tests/reference/ops_reference.py).
+TEST_F(Cli, InspectsAFileWrittenElsewhere) {
+  const fs::path file = fs::path(WANBATCH_FIXTURE_DIR) / "ops_reference.safetensors";
+  if (!fs::exists(file)) GTEST_SKIP() << "no NumPy fixture in this build";
+  const Result r = run("inspect " + file.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("f32"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("model: not a Wan DiT"), std::string::npos) << r.output;
+}
+
 TEST_F(Cli, InspectErrorsNameTheFile) {
   Result r = run("inspect " + (dir_ / "missing.safetensors").string());
   EXPECT_EQ(r.status, 1);
