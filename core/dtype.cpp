@@ -146,14 +146,25 @@ float load_float(const void* src, DType dtype, size_t i) {
   return 0.0f;
 }
 
+// Truncation toward zero, saturating at the integer's range, NaN → 0 (C++ leaves those cases
+// undefined; core/cuda/runtime.cu does the same on the GPU).
+template <typename Int>
+Int float_to_int(float value) {
+  if (std::isnan(value)) return 0;
+  constexpr float lo = static_cast<float>(std::numeric_limits<Int>::min());  // exactly -2^(n-1)
+  if (value <= lo) return std::numeric_limits<Int>::min();
+  if (value >= -lo) return std::numeric_limits<Int>::max();
+  return static_cast<Int>(value);
+}
+
 void store_float(void* dst, DType dtype, size_t i, float value) {
   switch (dtype) {
     case DType::F32: static_cast<float*>(dst)[i] = value; break;
     case DType::BF16: static_cast<uint16_t*>(dst)[i] = float_to_bf16(value); break;
     case DType::F16: static_cast<uint16_t*>(dst)[i] = float_to_f16(value); break;
     case DType::F8E4M3: static_cast<uint8_t*>(dst)[i] = float_to_f8e4m3(value); break;
-    case DType::I32: static_cast<int32_t*>(dst)[i] = static_cast<int32_t>(value); break;
-    case DType::I64: static_cast<int64_t*>(dst)[i] = static_cast<int64_t>(value); break;
+    case DType::I32: static_cast<int32_t*>(dst)[i] = float_to_int<int32_t>(value); break;
+    case DType::I64: static_cast<int64_t*>(dst)[i] = float_to_int<int64_t>(value); break;
   }
 }
 }  // namespace

@@ -33,7 +33,8 @@ uint8_t float_to_f8e4m3(float value);
 float f8e4m3_to_float(uint8_t bits);
 
 // Converts `count` elements from `src` (of type `from`) to `dst` (of type `to`). Floating to
-// integer truncates toward zero; every floating pair goes through fp32 (exact for these formats).
+// integer truncates toward zero, saturates at the integer's range and maps NaN to 0; every
+// floating pair goes through fp32 (exact for these formats).
 void convert_elements(const void* src, DType from, void* dst, DType to, size_t count);
 
 }  // namespace wanbatch::core

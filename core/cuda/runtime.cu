@@ -96,18 +96,20 @@ __device__ __forceinline__ float f8e4m3_to_float(uint8_t bits) {
   return __uint_as_float(sign | ((exponent + 120u) << 23) | (mantissa << 20));
 }
 
-// Floating to integer truncates toward zero. C++ leaves NaN and out-of-range values undefined;
-// on x86-64, where the CPU reference runs, cvttss2si gives the "integer indefinite" value (the
-// most negative integer) for them, so the GPU does the same instead of PTX's saturation.
+// Floating to integer as core/dtype.cpp defines it: truncation toward zero, saturation at the
+// integer's range, NaN → 0.
 __device__ __forceinline__ int32_t float_to_i32(float value) {
-  return (value >= -2147483648.0f && value < 2147483648.0f) ? static_cast<int32_t>(value)
-                                                            : INT32_MIN;
+  if (value != value) return 0;
+  if (value <= -2147483648.0f) return INT32_MIN;
+  if (value >= 2147483648.0f) return INT32_MAX;
+  return static_cast<int32_t>(value);
 }
 
 __device__ __forceinline__ int64_t float_to_i64(float value) {
-  return (value >= -9223372036854775808.0f && value < 9223372036854775808.0f)
-             ? static_cast<int64_t>(value)
-             : INT64_MIN;
+  if (value != value) return 0;
+  if (value <= -9223372036854775808.0f) return INT64_MIN;
+  if (value >= 9223372036854775808.0f) return INT64_MAX;
+  return static_cast<int64_t>(value);
 }
 
 // Storage type and fp32 load/store of each dtype, as load_float/store_float in core/dtype.cpp.

@@ -139,6 +139,16 @@ TEST(DType, ConvertElementsBetweenTypes) {
   std::vector<int32_t> ints(values.size());
   convert_elements(values.data(), DType::F32, ints.data(), DType::I32, values.size());
   EXPECT_EQ(ints, (std::vector<int32_t>{1, -2, 0, 300}));  // truncation toward zero
+  const std::vector<float> wild{kNaN, kInf, -kInf, 3e9f, -3e9f, 2147483520.0f};
+  std::vector<int32_t> clamped(wild.size());
+  convert_elements(wild.data(), DType::F32, clamped.data(), DType::I32, wild.size());
+  EXPECT_EQ(clamped, (std::vector<int32_t>{0, INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN,
+                                           2147483520}));  // saturation, NaN → 0
+  std::vector<int64_t> clamped64(wild.size());
+  convert_elements(wild.data(), DType::F32, clamped64.data(), DType::I64, wild.size());
+  EXPECT_EQ(clamped64[0], 0);
+  EXPECT_EQ(clamped64[1], INT64_MAX);
+  EXPECT_EQ(clamped64[4], -3000000000);
   const std::vector<int64_t> big{(int64_t{1} << 40) + 1, -5};
   std::vector<int32_t> narrowed(2);
   std::vector<int64_t> widened(2);
