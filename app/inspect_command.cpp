@@ -84,7 +84,7 @@ int inspect_command(const Invocation& call) {
   for (const std::string& name : names) width = std::max(width, name.size());
   for (const std::string& name : names) {
     const io::TensorInfo info = checkpoint.info(name);
-    const uint64_t bytes = core::shape_numel(info.shape) * core::dtype_size(info.dtype);
+    const uint64_t bytes = info.bytes;
     auto& entry = per_dtype[std::string(core::dtype_name(info.dtype))];
     ++entry.first;
     entry.second += bytes;

@@ -1,6 +1,8 @@
 // Argument validation shared by both backends, then dispatch to core/cpu or core/cuda.
 #include "core/ops.h"
 
+#include <algorithm>
+
 #include "core/cpu/kernels.h"
 #include "core/cuda/ops.h"
 #include "core/error.h"

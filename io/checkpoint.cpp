@@ -78,19 +78,18 @@ Checkpoint Checkpoint::open(const std::string& path) {
     WB_CHECK(shard.is_string(), index_path, ": weight_map entry '", name, "' is not a file name");
     by_shard[shard.get<std::string>()].push_back(name);
   }
-  Checkpoint sharded;
-  sharded.path_ = index_path;
+  c.path_ = index_path;
   for (const auto& [shard, names] : by_shard) {
     const std::string shard_path = (dir / shard).string();
     WB_CHECK(fs::exists(shard_path), index_path, ": shard ", shard_path, " is missing");
-    sharded.files_.push_back(SafetensorsFile::open(shard_path));
+    c.files_.push_back(SafetensorsFile::open(shard_path));
     for (const std::string& name : names) {
-      WB_CHECK(sharded.files_.back()->contains(name), index_path, ": tensor '", name,
+      WB_CHECK(c.files_.back()->contains(name), index_path, ": tensor '", name,
                "' is not in its shard ", shard_path);
-      sharded.owner_[name] = sharded.files_.size() - 1;
+      c.owner_[name] = c.files_.size() - 1;
     }
   }
-  return sharded;
+  return c;
 }
 
 std::vector<std::string> Checkpoint::names() const {
