@@ -49,12 +49,12 @@ const std::vector<Preset>& presets() {
       {"tiny-i2v", tiny("tiny I2V test model (Wan2.2 style)", 36, 16), false},
       {"tiny-i2v-clip", tiny("tiny I2V test model (Wan2.1 style, image branch)", 36, 16, true), false},
       {"tiny-ti2v", tiny("tiny TI2V test model", 48, 48), false},
-      {"t2v-1.3b", make("Wan2.1 T2V-1.3B", 1536, 8960, 12, 30, 16, 16), false},
-      {"t2v-14b", make("Wan2.1 T2V-14B", 5120, 13824, 40, 40, 16, 16), false},
-      {"i2v-14b", make("Wan2.1 I2V-14B", 5120, 13824, 40, 40, 36, 16, true), false},
-      {"t2v-a14b", make("Wan2.2 T2V-A14B expert", 5120, 13824, 40, 40, 16, 16), true},
-      {"i2v-a14b", make("Wan2.2 I2V-A14B expert", 5120, 13824, 40, 40, 36, 16), true},
-      {"ti2v-5b", make("Wan2.2 TI2V-5B", 3072, 14336, 24, 30, 48, 48), false},
+      {"wan2.1-t2v-1.3b", make("Wan2.1 T2V-1.3B", 1536, 8960, 12, 30, 16, 16), false},
+      {"wan2.1-t2v-14b", make("Wan2.1 T2V-14B", 5120, 13824, 40, 40, 16, 16), false},
+      {"wan2.1-i2v-14b", make("Wan2.1 I2V-14B", 5120, 13824, 40, 40, 36, 16, true), false},
+      {"wan2.2-t2v-a14b", make("Wan2.2 T2V-A14B expert", 5120, 13824, 40, 40, 16, 16), true},
+      {"wan2.2-i2v-a14b", make("Wan2.2 I2V-A14B expert", 5120, 13824, 40, 40, 36, 16), true},
+      {"wan2.2-ti2v-5b", make("Wan2.2 TI2V-5B", 3072, 14336, 24, 30, 48, 48), false},
   };
   return all;
 }
