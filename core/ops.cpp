@@ -136,6 +136,45 @@ void gelu_tanh(const Context& ctx, const Tensor& x, Tensor& out) {
   cpu::gelu_tanh(x, out);
 }
 
+void gelu_erf(const Context& ctx, const Tensor& x, Tensor& out) {
+  check_devices("gelu_erf", ctx, {&x, &out});
+  check_floating("gelu_erf", {&x, &out});
+  check_same_shape("gelu_erf", x, out);
+  if (ctx.device().is_cuda()) no_cuda_kernel("gelu_erf");
+  cpu::gelu_erf(x, out);
+}
+
+void permute(const Context& ctx, const Tensor& x, const std::vector<int>& perm, Tensor& out) {
+  check_devices("permute", ctx, {&x, &out});
+  WB_CHECK(x.dtype() == out.dtype(), "permute: dtypes differ: ", x.describe(), " and ",
+           out.describe());
+  const int n = x.ndim();
+  WB_CHECK(n <= 8 && static_cast<int>(perm.size()) == n, "permute: ", perm.size(),
+           " axes for ", x.describe());
+  std::vector<bool> seen(n, false);
+  Shape expected(n);
+  for (int d = 0; d < n; ++d) {
+    WB_CHECK(perm[d] >= 0 && perm[d] < n && !seen[perm[d]], "permute: axes are not a permutation");
+    seen[perm[d]] = true;
+    expected[d] = x.dim(perm[d]);
+  }
+  WB_CHECK(out.shape() == expected, "permute: output ", out.describe(), ", expected ",
+           shape_str(expected));
+  if (ctx.device().is_cuda()) no_cuda_kernel("permute");
+  cpu::permute(x, perm, out);
+}
+
+void sinusoidal_embedding(const Context& ctx, const Tensor& timesteps, Tensor& out) {
+  check_devices("sinusoidal_embedding", ctx, {&timesteps, &out});
+  check_floating("sinusoidal_embedding", {&timesteps, &out});
+  WB_CHECK(timesteps.ndim() == 1 && out.ndim() == 2 && out.dim(0) == timesteps.dim(0) &&
+               out.dim(1) % 2 == 0,
+           "sinusoidal_embedding: timesteps ", timesteps.describe(), " and output ",
+           out.describe(), " do not fit ([T] and [T, even dim])");
+  if (ctx.device().is_cuda()) no_cuda_kernel("sinusoidal_embedding");
+  cpu::sinusoidal_embedding(timesteps, out);
+}
+
 void silu(const Context& ctx, const Tensor& x, Tensor& out) {
   check_devices("silu", ctx, {&x, &out});
   check_floating("silu", {&x, &out});

@@ -35,6 +35,7 @@ void rms_norm(const Context& ctx, const Tensor& x, const Tensor& weight, float e
 
 // Element-wise activations.
 void gelu_tanh(const Context& ctx, const Tensor& x, Tensor& out);  // GELU, tanh approximation
+void gelu_erf(const Context& ctx, const Tensor& x, Tensor& out);   // exact GELU, x·Φ(x)
 void silu(const Context& ctx, const Tensor& x, Tensor& out);
 // Softmax over the last dimension.
 void softmax(const Context& ctx, const Tensor& x, Tensor& out);
@@ -44,6 +45,14 @@ void softmax(const Context& ctx, const Tensor& x, Tensor& out);
 void add(const Context& ctx, const Tensor& a, const Tensor& b, Tensor& out);
 void mul(const Context& ctx, const Tensor& a, const Tensor& b, Tensor& out);
 void scale(const Context& ctx, const Tensor& x, float factor, Tensor& out);
+
+// out = x with its dimensions reordered: out.shape[i] = x.shape[perm[i]] (up to 8 dimensions).
+void permute(const Context& ctx, const Tensor& x, const std::vector<int>& perm, Tensor& out);
+
+// Sinusoidal timestep embedding (wan-spec "DiT forward", computed in float64): for each value t of
+// `timesteps` [T], out[T, dim] = [cos(t·f_0..f_{half-1}), sin(t·f_0..f_{half-1})] with
+// f_i = 10000^(−i/half), half = dim/2 — cosines first.
+void sinusoidal_embedding(const Context& ctx, const Tensor& timesteps, Tensor& out);
 
 // Wan fusions (wan-spec "DiT forward"). x is [L, D]; shift, scale and gate are [D], [1, D] (one
 // row for every token) or [L, D] (per-token timesteps, TI2V).

@@ -1,6 +1,8 @@
 // Element-wise CPU ops: casts, fills, activations, arithmetic with trailing broadcast, softmax.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 #include "core/cpu/float_buffers.h"
 #include "core/cpu/kernels.h"
@@ -45,6 +47,13 @@ void gelu_tanh(const Tensor& x, Tensor& out) {
   });
 }
 
+void gelu_erf(const Tensor& x, Tensor& out) {
+  unary(x, out, [](float v) {
+    const double d = v;
+    return static_cast<float>(0.5 * d * (1.0 + std::erf(d * 0.7071067811865476)));
+  });
+}
+
 void silu(const Tensor& x, Tensor& out) {
   unary(x, out, [](float v) { return static_cast<float>(v / (1.0 + std::exp(-static_cast<double>(v)))); });
 }
@@ -73,6 +82,52 @@ void softmax(const Tensor& x, Tensor& out) {
     for (int64_t j = 0; j < width; ++j) sum += std::exp(static_cast<double>(row[j]) - peak);
     for (int64_t j = 0; j < width; ++j) {
       dst[j] = static_cast<float>(std::exp(static_cast<double>(row[j]) - peak) / sum);
+    }
+  }
+  o.commit();
+}
+
+// Element (i0, i1, ...) of out comes from x at the same indices reordered by perm; the source
+// offset is advanced incrementally like an odometer, so there is no division per element.
+void permute(const Tensor& x, const std::vector<int>& perm, Tensor& out) {
+  const int n = x.ndim();
+  const size_t element = dtype_size(x.dtype());
+  std::vector<int64_t> in_strides(n), stride(n), extent(n), index(n, 0);
+  int64_t s = 1;
+  for (int d = n - 1; d >= 0; --d) {
+    in_strides[d] = s;
+    s *= x.dim(d);
+  }
+  for (int d = 0; d < n; ++d) {
+    extent[d] = out.dim(d);
+    stride[d] = in_strides[perm[d]];
+  }
+  const auto* src = static_cast<const char*>(x.raw());
+  auto* dst = static_cast<char*>(out.raw());
+  const int64_t total = out.numel();
+  int64_t offset = 0;
+  for (int64_t i = 0; i < total; ++i) {
+    std::memcpy(dst + i * element, src + offset * element, element);
+    for (int d = n - 1; d >= 0; --d) {
+      offset += stride[d];
+      if (++index[d] < extent[d]) break;
+      offset -= stride[d] * extent[d];
+      index[d] = 0;
+    }
+  }
+}
+
+void sinusoidal_embedding(const Tensor& timesteps, Tensor& out) {
+  FloatIn tin(timesteps);
+  FloatOut o(out);
+  const int64_t count = timesteps.numel(), dim = out.dim(1), half = dim / 2;
+  for (int64_t r = 0; r < count; ++r) {
+    const double t = tin.get()[r];
+    float* row = o.get() + r * dim;
+    for (int64_t i = 0; i < half; ++i) {
+      const double angle = t * std::pow(10000.0, -static_cast<double>(i) / static_cast<double>(half));
+      row[i] = static_cast<float>(std::cos(angle));
+      row[half + i] = static_cast<float>(std::sin(angle));
     }
   }
   o.commit();
