@@ -1,0 +1,321 @@
+#include "model/wan/dit.h"
+
+#include <filesystem>
+#include <numeric>
+
+#include "core/error.h"
+#include "core/ops.h"
+#include "io/checkpoint.h"
+#include "model/wan/weight_layout.h"
+
+namespace wanbatch::model::wan {
+namespace {
+
+namespace ops = core::ops;
+using core::DType;
+using core::Shape;
+using core::Tensor;
+
+// Wan's LayerNorm/RMSNorm eps; the image branch uses torch.nn.LayerNorm's default.
+constexpr float kEps = 1e-6f;
+constexpr float kImageNormEps = 1e-5f;
+// The reference splits the cross-attention context after this many CLIP tokens.
+constexpr int64_t kClipTokens = 257;
+
+}  // namespace
+
+WanDit::WanDit(const DitConfig& config, const Weights& weights, const core::Context& ctx)
+    : config_(config) {
+  // Every tensor the configuration implies, with its shape, and converted for compute.
+  std::map<std::string, Shape> expected;
+  for (const WeightSpec& spec : dit_weight_specs(config)) expected[spec.name] = spec.shape;
+  auto get = [&](const std::string& name) {
+    auto it = weights.find(name);
+    WB_CHECK(it != weights.end(), "DiT weights: tensor '", name, "' is missing");
+    WB_CHECK(it->second.shape() == expected.at(name), "DiT weights: tensor '", name, "' is ",
+             it->second.describe(), ", expected ", core::shape_str(expected.at(name)));
+    return it->second.to(DType::F32).to(ctx.device());
+  };
+  auto linear = [&](const std::string& name) {
+    return Linear{get(name + ".weight"), get(name + ".bias")};
+  };
+  const int64_t dim = config.dim;
+  patch_weight_ = get("patch_embedding.weight").reshape({dim, -1});
+  patch_bias_ = get("patch_embedding.bias");
+  text_in_ = linear("text_embedding.0");
+  text_out_ = linear("text_embedding.2");
+  time_in_ = linear("time_embedding.0");
+  time_out_ = linear("time_embedding.2");
+  time_projection_ = linear("time_projection.1");
+  head_ = linear("head.head");
+  head_modulation_ = get("head.modulation").reshape({2, dim});
+  if (config.image_branch) {
+    img_norm1_weight_ = get("img_emb.proj.0.weight");
+    img_norm1_bias_ = get("img_emb.proj.0.bias");
+    img_fc1_ = linear("img_emb.proj.1");
+    img_fc2_ = linear("img_emb.proj.3");
+    img_norm2_weight_ = get("img_emb.proj.4.weight");
+    img_norm2_bias_ = get("img_emb.proj.4.bias");
+  }
+  for (int64_t i = 0; i < config.num_layers; ++i) {
+    const std::string p = "blocks." + std::to_string(i) + ".";
+    Block b;
+    b.q = linear(p + "self_attn.q");
+    b.k = linear(p + "self_attn.k");
+    b.v = linear(p + "self_attn.v");
+    b.o = linear(p + "self_attn.o");
+    b.norm_q = get(p + "self_attn.norm_q.weight");
+    b.norm_k = get(p + "self_attn.norm_k.weight");
+    b.cross_q = linear(p + "cross_attn.q");
+    b.cross_k = linear(p + "cross_attn.k");
+    b.cross_v = linear(p + "cross_attn.v");
+    b.cross_o = linear(p + "cross_attn.o");
+    b.cross_norm_q = get(p + "cross_attn.norm_q.weight");
+    b.cross_norm_k = get(p + "cross_attn.norm_k.weight");
+    if (config.image_branch) {
+      b.k_img = linear(p + "cross_attn.k_img");
+      b.v_img = linear(p + "cross_attn.v_img");
+      b.norm_k_img = get(p + "cross_attn.norm_k_img.weight");
+    }
+    b.norm3_weight = get(p + "norm3.weight");
+    b.norm3_bias = get(p + "norm3.bias");
+    b.ffn_in = linear(p + "ffn.0");
+    b.ffn_out = linear(p + "ffn.2");
+    b.modulation = get(p + "modulation").reshape({6, dim});
+    blocks_.push_back(std::move(b));
+  }
+}
+
+void WanDit::linear(const core::Context& ctx, const Linear& layer, const Tensor& x,
+                    Tensor& out) const {
+  ops::linear(ctx, x, layer.weight, layer.bias, out);
+}
+
+void WanDit::plan(const core::Context& ctx, int64_t tokens, int64_t time_rows,
+                  int64_t image_tokens) {
+  Buffers& b = buffers_;
+  if (b.tokens == tokens && b.time_rows == time_rows && b.image_tokens == image_tokens) return;
+  const auto& c = config_;
+  const auto device = ctx.device();
+  auto make = [device](const Shape& shape) { return Tensor::empty(shape, DType::F32, device); };
+  const int64_t patch_volume = c.patch_size[0] * c.patch_size[1] * c.patch_size[2];
+  b.tokens = tokens;
+  b.time_rows = time_rows;
+  b.image_tokens = image_tokens;
+  for (Tensor* t : {&b.x, &b.normed, &b.q, &b.k, &b.v, &b.attn, &b.proj, &b.cross_attn,
+                    &b.img_attn}) {
+    *t = make({tokens, c.dim});
+  }
+  b.hidden = make({tokens, c.ffn_dim});
+  b.head_out = make({tokens, patch_volume * c.out_dim});
+  b.e = make({time_rows, c.dim});
+  b.e0_act = make({time_rows, c.dim});
+  b.e0 = make({time_rows, 6 * c.dim});
+  b.modulation = make({6, time_rows, c.dim});
+  b.e0_grouped = make({6, time_rows, c.dim});
+  b.head_shift = make({time_rows, c.dim});
+  b.head_scale = make({time_rows, c.dim});
+  b.text_padded = make({c.text_len, c.text_dim});
+  b.text_hidden = make({c.text_len, c.dim});
+  b.text = make({c.text_len, c.dim});
+  b.ctx_k = make({c.text_len, c.dim});
+  b.ctx_v = make({c.text_len, c.dim});
+  if (image_tokens > 0) {
+    b.img_normed = make({image_tokens, c.image_dim});
+    b.img_hidden = make({image_tokens, c.image_dim});
+    b.img = make({image_tokens, c.dim});
+    b.img_k = make({image_tokens, c.dim});
+    b.img_v = make({image_tokens, c.dim});
+  }
+}
+
+// e = time_embedding(sinusoid(t)); e0 = time_projection(e), regrouped [6, T, dim] so each of the
+// six modulation vectors is a contiguous [T, dim] (wan-spec "DiT forward": all in fp32).
+void WanDit::embed_time(const core::Context& ctx, const Tensor& timestep) {
+  Buffers& b = buffers_;
+  const int64_t rows = b.time_rows;
+  Tensor sinusoid = Tensor::empty({rows, config_.freq_dim}, DType::F32, ctx.device());
+  ops::sinusoidal_embedding(ctx, timestep.reshape({rows}), sinusoid);
+  linear(ctx, time_in_, sinusoid, b.e0_act);
+  ops::silu(ctx, b.e0_act, b.e0_act);
+  linear(ctx, time_out_, b.e0_act, b.e);
+  ops::silu(ctx, b.e, b.e0_act);
+  linear(ctx, time_projection_, b.e0_act, b.e0);
+  ops::permute(ctx, b.e0.reshape({rows, 6, config_.dim}), {1, 0, 2}, b.e0_grouped);
+  // Head modulation: shift = e + head.modulation[0], scale = e + head.modulation[1].
+  ops::add(ctx, b.e, head_modulation_.select(0), b.head_shift);
+  ops::add(ctx, b.e, head_modulation_.select(1), b.head_scale);
+}
+
+// The text context zero-padded to text_len rows before the embedding MLP (the padded rows become
+// bias terms and are attended to, as in the reference), and the CLIP tokens' projection.
+void WanDit::embed_context(const core::Context& ctx, const DitInput& input) {
+  Buffers& b = buffers_;
+  const int64_t rows = input.context.dim(0);
+  ops::fill(ctx, b.text_padded, 0.0f);
+  b.text_padded.slice(0, rows).copy_from(input.context);
+  linear(ctx, text_in_, b.text_padded, b.text_hidden);
+  ops::gelu_tanh(ctx, b.text_hidden, b.text_hidden);
+  linear(ctx, text_out_, b.text_hidden, b.text);
+  if (b.image_tokens > 0) {
+    ops::layer_norm(ctx, input.clip, img_norm1_weight_, img_norm1_bias_, kImageNormEps,
+                    b.img_normed);
+    linear(ctx, img_fc1_, b.img_normed, b.img_hidden);
+    ops::gelu_erf(ctx, b.img_hidden, b.img_hidden);
+    linear(ctx, img_fc2_, b.img_hidden, b.img);
+    ops::layer_norm(ctx, b.img, img_norm2_weight_, img_norm2_bias_, kImageNormEps, b.img);
+  }
+}
+
+void WanDit::run_block(const core::Context& ctx, const Block& block,
+                       const core::ops::RopeGrid& grid) {
+  Buffers& b = buffers_;
+  const int64_t tokens = b.tokens, heads = config_.num_heads, head_dim = config_.head_dim();
+  auto as_heads = [&](const Tensor& t) { return t.reshape({1, t.dim(0), heads, head_dim}); };
+  // The six modulation vectors: shift/scale/gate for attention, then for the FFN.
+  for (int64_t i = 0; i < 6; ++i) {
+    Tensor m = b.modulation.select(i);
+    ops::add(ctx, b.e0_grouped.select(i), block.modulation.select(i), m);
+  }
+  auto mod = [&](int64_t i) { return b.modulation.select(i); };
+
+  // Self-attention: q, k RMS-normed over the full dim, RoPE on both, attention, out projection.
+  ops::layernorm_modulate(ctx, b.x, mod(0), mod(1), kEps, b.normed);
+  linear(ctx, block.q, b.normed, b.q);
+  linear(ctx, block.k, b.normed, b.k);
+  linear(ctx, block.v, b.normed, b.v);
+  ops::rms_norm(ctx, b.q, block.norm_q, kEps, b.q);
+  ops::rms_norm(ctx, b.k, block.norm_k, kEps, b.k);
+  Tensor q3 = b.q.reshape({tokens, heads, head_dim});
+  Tensor k3 = b.k.reshape({tokens, heads, head_dim});
+  ops::rope_3d(ctx, q3, grid, 0, q3);
+  ops::rope_3d(ctx, k3, grid, 0, k3);
+  Tensor attn = as_heads(b.attn);
+  ops::attention(ctx, as_heads(b.q), as_heads(b.k), as_heads(b.v), attn);
+  linear(ctx, block.o, b.attn, b.proj);
+  ops::gated_residual(ctx, b.x, b.proj, mod(2), b.x);
+
+  // Cross-attention over all text_len context rows (no mask), plus the image branch.
+  ops::layer_norm(ctx, b.x, block.norm3_weight, block.norm3_bias, kEps, b.normed);
+  linear(ctx, block.cross_q, b.normed, b.q);
+  ops::rms_norm(ctx, b.q, block.cross_norm_q, kEps, b.q);
+  linear(ctx, block.cross_k, b.text, b.ctx_k);
+  ops::rms_norm(ctx, b.ctx_k, block.cross_norm_k, kEps, b.ctx_k);
+  linear(ctx, block.cross_v, b.text, b.ctx_v);
+  Tensor cross = as_heads(b.cross_attn);
+  ops::attention(ctx, as_heads(b.q), as_heads(b.ctx_k), as_heads(b.ctx_v), cross);
+  if (b.image_tokens > 0) {
+    linear(ctx, block.k_img, b.img, b.img_k);
+    ops::rms_norm(ctx, b.img_k, block.norm_k_img, kEps, b.img_k);
+    linear(ctx, block.v_img, b.img, b.img_v);
+    Tensor img_attn = as_heads(b.img_attn);
+    ops::attention(ctx, as_heads(b.q), as_heads(b.img_k), as_heads(b.img_v), img_attn);
+    ops::add(ctx, b.cross_attn, b.img_attn, b.cross_attn);
+  }
+  linear(ctx, block.cross_o, b.cross_attn, b.proj);
+  ops::add(ctx, b.x, b.proj, b.x);
+
+  // Feed-forward with tanh GELU.
+  ops::layernorm_modulate(ctx, b.x, mod(3), mod(4), kEps, b.normed);
+  linear(ctx, block.ffn_in, b.normed, b.hidden);
+  ops::gelu_tanh(ctx, b.hidden, b.hidden);
+  linear(ctx, block.ffn_out, b.hidden, b.proj);
+  ops::gated_residual(ctx, b.x, b.proj, mod(5), b.x);
+}
+
+void WanDit::forward(const core::Context& ctx, const DitInput& input, Tensor& velocity) {
+  const DitConfig& c = config_;
+  const Tensor& latent = input.latent;
+  WB_CHECK(latent.ndim() == 4, "DiT input: latent must be [C, F, H, W], got ", latent.describe());
+  const int64_t y_channels = input.y.defined() ? input.y.dim(0) : 0;
+  WB_CHECK(latent.dim(0) + y_channels == c.in_dim, "DiT input: latent ", latent.describe(),
+           input.y.defined() ? " with y " + input.y.describe() : std::string(),
+           " has ", latent.dim(0) + y_channels, " channels, the model takes ", c.in_dim);
+  WB_CHECK(!input.y.defined() || (input.y.ndim() == 4 && std::equal(input.y.shape().begin() + 1,
+                                                                      input.y.shape().end(),
+                                                                      latent.shape().begin() + 1)),
+           "DiT input: y ", input.y.describe(), " does not match latent ", latent.describe());
+  const auto& p = c.patch_size;
+  WB_CHECK(latent.dim(1) % p[0] == 0 && latent.dim(2) % p[1] == 0 && latent.dim(3) % p[2] == 0,
+           "DiT input: latent ", latent.describe(), " is not a multiple of the patch size");
+  const core::ops::RopeGrid grid{latent.dim(1) / p[0], latent.dim(2) / p[1], latent.dim(3) / p[2]};
+  const int64_t tokens = grid.frames * grid.height * grid.width;
+  const int64_t time_rows = input.timestep.numel();
+  WB_CHECK(time_rows == 1 || time_rows == tokens, "DiT input: ", time_rows,
+           " timesteps for ", tokens, " tokens (give one, or one per token)");
+  WB_CHECK(input.context.ndim() == 2 && input.context.dim(1) == c.text_dim &&
+               input.context.dim(0) >= 1 && input.context.dim(0) <= c.text_len,
+           "DiT input: context ", input.context.describe(), " must be [n, ", c.text_dim,
+           "] with 1 <= n <= ", c.text_len);
+  int64_t image_tokens = 0;
+  if (c.image_branch) {
+    WB_CHECK(input.clip.defined() && input.clip.ndim() == 2 && input.clip.dim(0) == kClipTokens &&
+                 input.clip.dim(1) == c.image_dim,
+             "DiT input: this model needs CLIP features [", kClipTokens, ", ", c.image_dim,
+             "], got ", input.clip.describe());
+    image_tokens = kClipTokens;
+  }
+  const Shape out_shape{c.out_dim, latent.dim(1), latent.dim(2), latent.dim(3)};
+  WB_CHECK(velocity.shape() == out_shape, "DiT output ", velocity.describe(), ", expected ",
+           core::shape_str(out_shape));
+
+  plan(ctx, tokens, time_rows, image_tokens);
+  Buffers& b = buffers_;
+
+  // Patch embedding as a linear over (c, pt, ph, pw) patches in (f, h, w) token order.
+  const int64_t channels = c.in_dim;
+  Tensor input_cat = Tensor::empty({channels, latent.dim(1), latent.dim(2), latent.dim(3)},
+                                   DType::F32, ctx.device());
+  input_cat.slice(0, latent.dim(0)).copy_from(latent);
+  if (input.y.defined()) input_cat.slice(latent.dim(0), channels).copy_from(input.y);
+  Tensor patches = Tensor::empty({tokens, channels * p[0] * p[1] * p[2]}, DType::F32, ctx.device());
+  Tensor patches7 = patches.reshape({grid.frames, grid.height, grid.width, channels, p[0], p[1], p[2]});
+  ops::permute(ctx,
+               input_cat.reshape({channels, grid.frames, p[0], grid.height, p[1], grid.width, p[2]}),
+               {1, 3, 5, 0, 2, 4, 6}, patches7);
+  ops::linear(ctx, patches, patch_weight_, patch_bias_, b.x);
+
+  embed_time(ctx, input.timestep.to(DType::F32));
+  embed_context(ctx, input);
+  for (const Block& block : blocks_) run_block(ctx, block, grid);
+
+  // Head and unpatchify: (f, h, w, pt, ph, pw, c) → (c, f·pt, h·ph, w·pw).
+  ops::layernorm_modulate(ctx, b.x, b.head_shift, b.head_scale, kEps, b.normed);
+  linear(ctx, head_, b.normed, b.head_out);
+  Tensor velocity7 = velocity.reshape({c.out_dim, grid.frames, p[0], grid.height, p[1], grid.width, p[2]});
+  ops::permute(ctx,
+               b.head_out.reshape({grid.frames, grid.height, grid.width, p[0], p[1], p[2], c.out_dim}),
+               {6, 0, 3, 1, 4, 2, 5}, velocity7);
+}
+
+WanDit::Weights read_dit_weights(const std::string& path) {
+  const io::Checkpoint checkpoint = io::Checkpoint::open(path);
+  WanDit::Weights weights;
+  for (const std::string& name : checkpoint.names()) {
+    const std::string official = strip_dit_prefix(name);
+    auto [it, inserted] = weights.emplace(official, checkpoint.tensor(name));
+    WB_CHECK(inserted, path, ": two tensors are both '", official, "' once prefixes are removed");
+  }
+  return weights;
+}
+
+WanDit load_dit(const std::string& path, const core::Context& ctx,
+                std::optional<int64_t> num_heads) {
+  const WanDit::Weights weights = read_dit_weights(path);
+  std::map<std::string, Shape> shapes;
+  for (const auto& [name, tensor] : weights) shapes[name] = tensor.shape();
+  if (!num_heads) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::is_directory(path) ? fs::path(path) : fs::path(path).parent_path();
+    num_heads = read_num_heads((dir / "config.json").string());
+  }
+  DitConfig config;
+  try {
+    config = detect(shapes, num_heads);
+  } catch (const Error& e) {
+    throw make_error(path, ": ", e.what());
+  }
+  return WanDit(config, weights, ctx);
+}
+
+}  // namespace wanbatch::model::wan

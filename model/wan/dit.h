@@ -1,0 +1,94 @@
+// The Wan diffusion transformer (wan-spec "DiT forward"), written once over core::ops for every
+// variant: T2V, I2V (input channels concatenated with `y`, and Wan2.1's CLIP image branch), TI2V
+// (per-token timesteps). Weights are held in the compute dtype on the context's device; the
+// activation buffers are planned once per input shape and reused across calls.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/context.h"
+#include "core/ops.h"
+#include "core/tensor.h"
+#include "model/wan/config.h"
+
+namespace wanbatch::model::wan {
+
+// One sample's inputs. latent [C, F, H, W]; timestep [1] or one value per token [f·h·w] (TI2V);
+// context [n, text_dim] with 1 ≤ n ≤ text_len (unpadded); y [C', F, H, W] for I2V; clip
+// [257, image_dim] CLIP features for the Wan2.1 image branch.
+struct DitInput {
+  core::Tensor latent;
+  core::Tensor timestep;
+  core::Tensor context;
+  core::Tensor y;
+  core::Tensor clip;
+};
+
+class WanDit {
+ public:
+  // Tensors by official name (any distribution prefix already stripped).
+  using Weights = std::map<std::string, core::Tensor>;
+
+  // Builds the model from named weights, converted to fp32 on the context's device. Throws naming
+  // a missing tensor or a shape that does not fit `config`.
+  WanDit(const DitConfig& config, const Weights& weights, const core::Context& ctx);
+
+  const DitConfig& config() const { return config_; }
+
+  // velocity [out_dim, F, H, W] for one sample.
+  void forward(const core::Context& ctx, const DitInput& input, core::Tensor& velocity);
+
+ private:
+  struct Linear {
+    core::Tensor weight, bias;
+  };
+  struct Block {
+    Linear q, k, v, o;
+    core::Tensor norm_q, norm_k;
+    Linear cross_q, cross_k, cross_v, cross_o;
+    core::Tensor cross_norm_q, cross_norm_k;
+    Linear k_img, v_img;
+    core::Tensor norm_k_img;
+    core::Tensor norm3_weight, norm3_bias;
+    Linear ffn_in, ffn_out;
+    core::Tensor modulation;  // [6, dim]
+  };
+  // Activations for one input shape.
+  struct Buffers {
+    int64_t tokens = -1, time_rows = -1, image_tokens = -1;
+    core::Tensor x, normed, q, k, v, attn, proj, hidden;
+    core::Tensor ctx_k, ctx_v, img_k, img_v, cross_attn, img_attn;
+    core::Tensor e, e0, e0_act, e0_grouped, modulation, head_shift, head_scale, head_out;
+    core::Tensor text, text_hidden, text_padded, img, img_hidden, img_normed;
+  };
+
+  void plan(const core::Context& ctx, int64_t tokens, int64_t time_rows, int64_t image_tokens);
+  void embed_time(const core::Context& ctx, const core::Tensor& timestep);
+  void embed_context(const core::Context& ctx, const DitInput& input);
+  void run_block(const core::Context& ctx, const Block& block, const core::ops::RopeGrid& grid);
+  void linear(const core::Context& ctx, const Linear& layer, const core::Tensor& x,
+              core::Tensor& out) const;
+
+  DitConfig config_;
+  core::Tensor patch_weight_, patch_bias_;  // patch embedding as a [dim, C·pt·ph·pw] linear
+  Linear text_in_, text_out_, time_in_, time_out_, time_projection_, head_;
+  core::Tensor head_modulation_;  // [2, dim]
+  Linear img_fc1_, img_fc2_;
+  core::Tensor img_norm1_weight_, img_norm1_bias_, img_norm2_weight_, img_norm2_bias_;
+  std::vector<Block> blocks_;
+  Buffers buffers_;
+};
+
+// Loads a DiT from a file, an index JSON or a folder: strips distribution prefixes, detects the
+// configuration (heads from `num_heads`, else config.json beside the weights, else dim/128).
+WanDit load_dit(const std::string& path, const core::Context& ctx,
+                std::optional<int64_t> num_heads = std::nullopt);
+
+// The weights of a checkpoint by official name, with their prefixes stripped; throws if two names
+// strip to the same one.
+WanDit::Weights read_dit_weights(const std::string& path);
+
+}  // namespace wanbatch::model::wan

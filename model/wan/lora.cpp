@@ -1,0 +1,167 @@
+#include "model/wan/lora.h"
+
+#include <cstdlib>
+#include <map>
+#include <set>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/ops.h"
+#include "io/safetensors.h"
+#include "model/wan/weight_layout.h"
+
+namespace wanbatch::model::wan {
+namespace {
+
+using core::DType;
+using core::Tensor;
+
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// One module's entries in a LoRA file.
+struct ModuleUpdate {
+  std::string down, up, alpha, diff, diff_b;  // key names in the file, empty when absent
+};
+
+// Splits a key into (module, role) by its known suffix; role empty when it has none.
+std::pair<std::string, std::string> split_key(const std::string& key) {
+  static const std::pair<const char*, const char*> kSuffixes[] = {
+      {".lora_down.weight", "down"}, {".lora_up.weight", "up"}, {".lora_A.weight", "down"},
+      {".lora_B.weight", "up"},      {".alpha", "alpha"},       {".diff_b", "diff_b"},
+      {".diff", "diff"}};
+  for (const auto& [suffix, role] : kSuffixes) {
+    if (ends_with(key, suffix)) return {key.substr(0, key.size() - std::string(suffix).size()), role};
+  }
+  return {key, ""};
+}
+
+// A weight as an fp32 host copy of our own the first time it is updated (the loaded one may be a
+// read-only view of a mapped file, or bf16), so updates can go in place.
+class WritableWeights {
+ public:
+  explicit WritableWeights(WanDit::Weights& weights) : weights_(weights) {}
+  Tensor& operator()(const std::string& name) {
+    Tensor& t = weights_.at(name);
+    if (copied_.insert(name).second) t = t.to(core::Device::cpu()).to(DType::F32).clone();
+    return t;
+  }
+
+ private:
+  WanDit::Weights& weights_;
+  std::set<std::string> copied_;
+};
+
+}  // namespace
+
+LoraFile parse_lora_argument(const std::string& argument) {
+  LoraFile lora{argument, 1.0f};
+  const size_t colon = argument.rfind(':');
+  if (colon == std::string::npos) return lora;
+  const std::string number = argument.substr(colon + 1);
+  char* end = nullptr;
+  const float strength = std::strtof(number.c_str(), &end);
+  if (number.empty() || *end != '\0') return lora;  // a colon that belongs to the path
+  lora.path = argument.substr(0, colon);
+  lora.strength = strength;
+  return lora;
+}
+
+void merge_loras(WanDit::Weights& weights, const std::vector<LoraFile>& loras, bool lenient) {
+  const core::Context cpu = core::Context::cpu();
+  WritableWeights writable(weights);
+  for (const LoraFile& lora : loras) {
+    auto file = io::SafetensorsFile::open(lora.path);
+    auto problem = [&](const std::string& key, const std::string& what) {
+      const std::string message = lora.path + ": LoRA key '" + key + "' " + what;
+      if (!lenient) throw Error(message + " (use --lora-lenient to skip such keys)");
+      WB_LOG(warning) << message << "; skipped";
+    };
+    std::map<std::string, ModuleUpdate> modules;
+    for (const std::string& key : file->names()) {
+      auto [module, role] = split_key(key);
+      ModuleUpdate& m = modules[strip_dit_prefix(module)];
+      if (role == "down") m.down = key;
+      else if (role == "up") m.up = key;
+      else if (role == "alpha") m.alpha = key;
+      else if (role == "diff") m.diff = key;
+      else if (role == "diff_b") m.diff_b = key;
+      else problem(key, "is not a LoRA key (expected lora_down/lora_up, lora_A/lora_B, alpha, "
+                        "diff or diff_b)");
+    }
+    size_t merged = 0;
+    for (const auto& [module, m] : modules) {
+      const std::string weight_name = module + ".weight";
+      if (!m.down.empty() || !m.up.empty()) {
+        const std::string key = m.down.empty() ? m.up : m.down;
+        if (m.down.empty() || m.up.empty()) {
+          problem(key, "has no matching " + std::string(m.down.empty() ? "down (A)" : "up (B)") +
+                           " half");
+        } else if (!weights.count(weight_name)) {
+          problem(key, "matches no weight of the model (looked for '" + weight_name + "')");
+        } else {
+          const Tensor down = file->tensor(m.down).to(DType::F32);
+          const Tensor up = file->tensor(m.up).to(DType::F32);
+          Tensor& w = writable(weight_name);
+          const int64_t rank = down.dim(0);
+          if (down.ndim() != 2 || up.ndim() != 2 || up.dim(1) != rank || w.ndim() != 2 ||
+              up.dim(0) != w.dim(0) || down.dim(1) != w.dim(1)) {
+            problem(key, "has shapes down " + down.describe() + ", up " + up.describe() +
+                             " that do not fit " + weight_name + " " + w.describe());
+          } else {
+            float scale = lora.strength;
+            if (!m.alpha.empty()) scale *= file->tensor(m.alpha).to_floats().at(0) / rank;
+            Tensor delta = Tensor::empty(w.shape(), DType::F32);
+            core::ops::matmul(cpu, up, down, delta);
+            core::ops::scale(cpu, delta, scale, delta);
+            core::ops::add(cpu, w, delta, w);
+            ++merged;
+          }
+        }
+      } else if (!m.alpha.empty()) {
+        problem(m.alpha, "is an alpha without lora_down/lora_up weights");
+      }
+      // Full deltas: <module>.diff updates <module>.weight, or <module> itself (modulation).
+      if (!m.diff.empty()) {
+        const std::string target = weights.count(weight_name) ? weight_name : module;
+        if (!weights.count(target)) {
+          problem(m.diff, "matches no weight of the model");
+        } else {
+          Tensor& w = writable(target);
+          const Tensor diff = file->tensor(m.diff).to(DType::F32);
+          if (diff.numel() != w.numel()) {
+            problem(m.diff, "has shape " + diff.describe() + ", " + target + " is " + w.describe());
+          } else {
+            Tensor update = Tensor::empty(w.shape(), DType::F32);
+            core::ops::scale(cpu, diff.reshape(w.shape()), lora.strength, update);
+            core::ops::add(cpu, w, update, w);
+            ++merged;
+          }
+        }
+      }
+      if (!m.diff_b.empty()) {
+        const std::string target = module + ".bias";
+        if (!weights.count(target)) {
+          problem(m.diff_b, "matches no bias of the model ('" + target + "')");
+        } else {
+          Tensor& w = writable(target);
+          const Tensor diff = file->tensor(m.diff_b).to(DType::F32);
+          if (diff.numel() != w.numel()) {
+            problem(m.diff_b, "has shape " + diff.describe() + ", " + target + " is " + w.describe());
+          } else {
+            Tensor update = Tensor::empty(w.shape(), DType::F32);
+            core::ops::scale(cpu, diff.reshape(w.shape()), lora.strength, update);
+            core::ops::add(cpu, w, update, w);
+            ++merged;
+          }
+        }
+      }
+    }
+    WB_LOG(info) << "merged LoRA " << lora.path << " (strength " << lora.strength << "): "
+                 << merged << " tensors updated";
+  }
+}
+
+}  // namespace wanbatch::model::wan

@@ -1,0 +1,31 @@
+// LoRA merging at load time (wan-spec "LoRA"; how Wan2.2-Lightning is used): low-rank updates
+// W += strength·(alpha/rank)·up·down, and full "diff" deltas, added in fp32 to the named weights.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "model/wan/dit.h"
+
+namespace wanbatch::model::wan {
+
+struct LoraFile {
+  std::string path;
+  float strength = 1.0f;
+};
+
+// Parses "PATH" or "PATH:STRENGTH" (the command-line form); throws on a bad strength.
+LoraFile parse_lora_argument(const std::string& argument);
+
+// Merges every LoRA into `weights` (official names). Accepted key styles, each with or without a
+// `diffusion_model.` / `model.diffusion_model.` prefix:
+//   <module>.lora_down.weight [r, in] + <module>.lora_up.weight [out, r] (+ <module>.alpha)
+//   <module>.lora_A.weight [r, in] + <module>.lora_B.weight [out, r] (+ <module>.alpha)
+//   <module>.diff (full delta of <module>.weight, or of <module> itself) and <module>.diff_b
+// Without an alpha the scale is strength (alpha = rank). A key that matches no weight, a pair
+// missing its other half, or a shape that does not fit is an error naming the file and key, or a
+// warning (the key skipped) with `lenient`. Merged tensors become fp32 copies.
+void merge_loras(WanDit::Weights& weights, const std::vector<LoraFile>& loras,
+                 bool lenient = false);
+
+}  // namespace wanbatch::model::wan
