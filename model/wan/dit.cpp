@@ -1,11 +1,9 @@
 #include "model/wan/dit.h"
 
-#include <filesystem>
 #include <numeric>
 
 #include "core/error.h"
 #include "core/ops.h"
-#include "io/checkpoint.h"
 #include "model/wan/weight_layout.h"
 
 namespace wanbatch::model::wan {
@@ -286,36 +284,6 @@ void WanDit::forward(const core::Context& ctx, const DitInput& input, Tensor& ve
   ops::permute(ctx,
                b.head_out.reshape({grid.frames, grid.height, grid.width, p[0], p[1], p[2], c.out_dim}),
                {6, 0, 3, 1, 4, 2, 5}, velocity7);
-}
-
-WanDit::Weights read_dit_weights(const std::string& path) {
-  const io::Checkpoint checkpoint = io::Checkpoint::open(path);
-  WanDit::Weights weights;
-  for (const std::string& name : checkpoint.names()) {
-    const std::string official = strip_dit_prefix(name);
-    auto [it, inserted] = weights.emplace(official, checkpoint.tensor(name));
-    WB_CHECK(inserted, path, ": two tensors are both '", official, "' once prefixes are removed");
-  }
-  return weights;
-}
-
-WanDit load_dit(const std::string& path, const core::Context& ctx,
-                std::optional<int64_t> num_heads) {
-  const WanDit::Weights weights = read_dit_weights(path);
-  std::map<std::string, Shape> shapes;
-  for (const auto& [name, tensor] : weights) shapes[name] = tensor.shape();
-  if (!num_heads) {
-    namespace fs = std::filesystem;
-    const fs::path dir = fs::is_directory(path) ? fs::path(path) : fs::path(path).parent_path();
-    num_heads = read_num_heads((dir / "config.json").string());
-  }
-  DitConfig config;
-  try {
-    config = detect(shapes, num_heads);
-  } catch (const Error& e) {
-    throw make_error(path, ": ", e.what());
-  }
-  return WanDit(config, weights, ctx);
 }
 
 }  // namespace wanbatch::model::wan

@@ -82,13 +82,4 @@ class WanDit {
   Buffers buffers_;
 };
 
-// Loads a DiT from a file, an index JSON or a folder: strips distribution prefixes, detects the
-// configuration (heads from `num_heads`, else config.json beside the weights, else dim/128).
-WanDit load_dit(const std::string& path, const core::Context& ctx,
-                std::optional<int64_t> num_heads = std::nullopt);
-
-// The weights of a checkpoint by official name, with their prefixes stripped; throws if two names
-// strip to the same one.
-WanDit::Weights read_dit_weights(const std::string& path);
-
 }  // namespace wanbatch::model::wan

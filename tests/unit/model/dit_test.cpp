@@ -1,7 +1,7 @@
 // The Wan DiT forward against the independent NumPy reference (tests/reference/dit_reference.py)
 // for tiny configurations of every variant: T2V with f32 and bf16 weights and the ComfyUI prefix,
 // TI2V with per-token timesteps, Wan2.2-style I2V and Wan2.1 I2V with the CLIP image branch.
-#include "model/wan/dit.h"
+#include "model/wan/dit_loader.h"
 
 #include <gtest/gtest.h>
 
@@ -19,14 +19,19 @@ std::string fixture(const std::string& name) { return std::string(WANBATCH_FIXTU
 
 // |got − expected| ≤ 1e-5·(|expected| + rms(expected)): 1e-5 relative as the issue asks, with the
 // output's typical magnitude as the floor so values near zero are not held to an absolute 0.
-void expect_matches_reference(const std::string& name) {
+void expect_matches_reference(const std::string& name, bool with_lora = false) {
   const std::string weights = fixture("dit_" + name + ".weights.safetensors");
   const std::string io_path = fixture("dit_" + name + ".io.safetensors");
   ASSERT_TRUE(fs::exists(weights)) << weights;
   auto io = io::SafetensorsFile::open(io_path);
   const int64_t heads = std::stoll(io->metadata().at("num_heads"));
   const core::Context ctx = core::Context::cpu();
-  WanDit dit = load_dit(weights, ctx, heads);
+  DitLoadOptions options{.num_heads = heads};
+  if (with_lora) {
+    options.loras.push_back({fixture("dit_" + name + ".lora.safetensors"),
+                             std::stof(io->metadata().at("lora_strength"))});
+  }
+  WanDit dit = load_dit(weights, ctx, options);
 
   DitInput input;
   input.latent = io->tensor("latent");
@@ -69,9 +74,11 @@ TEST(WanDit, Ti2vPerTokenTimestepsMatchReference) { expect_matches_reference("ti
 TEST(WanDit, I2vConcatenatedConditionMatchesReference) { expect_matches_reference("i2v"); }
 TEST(WanDit, I2vImageBranchMatchesReference) { expect_matches_reference("i2v_clip"); }
 
+TEST(WanDit, LoraMergedModelMatchesReference) { expect_matches_reference("lora", true); }
+
 TEST(WanDit, RejectsInputsThatDoNotFit) {
   const core::Context ctx = core::Context::cpu();
-  WanDit dit = load_dit(fixture("dit_t2v.weights.safetensors"), ctx, 4);
+  WanDit dit = load_dit(fixture("dit_t2v.weights.safetensors"), ctx, {.num_heads = 4});
   DitInput input;
   input.latent = core::Tensor::zeros({16, 1, 4, 4}, core::DType::F32);
   input.timestep = core::Tensor::from_vector<float>({10.0f}, {1});

@@ -1,0 +1,28 @@
+// Loading a DiT as users have it: a file, an index JSON or a folder, in the official layout or
+// with a distribution prefix, with LoRAs merged in at load time.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/wan/dit.h"
+#include "model/wan/lora.h"
+
+namespace wanbatch::model::wan {
+
+struct DitLoadOptions {
+  std::optional<int64_t> num_heads;  // default: config.json beside the weights, else dim/128
+  std::vector<LoraFile> loras;
+  bool lora_lenient = false;         // LoRA keys that fit nothing: warn and skip, not fail
+};
+
+// The weights of a checkpoint by official name, with their prefixes stripped; throws if two names
+// strip to the same one.
+WanDit::Weights read_dit_weights(const std::string& path);
+
+// Detects the configuration, merges the LoRAs and builds the model on the context's device.
+WanDit load_dit(const std::string& path, const core::Context& ctx,
+                const DitLoadOptions& options = {});
+
+}  // namespace wanbatch::model::wan
