@@ -39,7 +39,7 @@ void report_variant(const io::Checkpoint& checkpoint, const std::string& path,
                     std::optional<int64_t> num_heads) {
   std::map<std::string, core::Shape> shapes;
   for (const std::string& name : checkpoint.names()) {
-    shapes[model::wan::strip_dit_prefix(name)] = checkpoint.info(name).shape;
+    shapes[model::wan::official_dit_name(name)] = checkpoint.info(name).shape;
   }
   if (!shapes.count("patch_embedding.weight")) {
     std::cout << "model: not a Wan DiT (no patch_embedding.weight)\n";

@@ -12,9 +12,9 @@ WanDit::Weights read_dit_weights(const std::string& path) {
   const io::Checkpoint checkpoint = io::Checkpoint::open(path);
   WanDit::Weights weights;
   for (const std::string& name : checkpoint.names()) {
-    const std::string official = strip_dit_prefix(name);
+    const std::string official = official_dit_name(name);
     auto [it, inserted] = weights.emplace(official, checkpoint.tensor(name));
-    WB_CHECK(inserted, path, ": two tensors are both '", official, "' once prefixes are removed");
+    WB_CHECK(inserted, path, ": two tensors are both '", official, "' once prefixes are removed and names made official");
   }
   return weights;
 }

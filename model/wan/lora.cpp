@@ -82,7 +82,7 @@ void merge_loras(WanDit::Weights& weights, const std::vector<LoraFile>& loras, b
     std::map<std::string, ModuleUpdate> modules;
     for (const std::string& key : file->names()) {
       auto [module, role] = split_key(key);
-      ModuleUpdate& m = modules[strip_dit_prefix(module)];
+      ModuleUpdate& m = modules[official_dit_name(module)];
       if (role == "down") m.down = key;
       else if (role == "up") m.up = key;
       else if (role == "alpha") m.alpha = key;

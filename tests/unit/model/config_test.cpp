@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <set>
+
 #include "core/error.h"
 #include "model/wan/weight_layout.h"
 
@@ -67,6 +70,54 @@ TEST(DitConfig, StripsDistributionPrefixes) {
   EXPECT_EQ(strip_dit_prefix("diffusion_model.head.head.bias"), "head.head.bias");
   EXPECT_EQ(strip_dit_prefix("patch_embedding.weight"), "patch_embedding.weight");
   EXPECT_THROW(preset("wan3-t2v"), Error);
+}
+
+// diffusers' convert_wan_to_diffusers.py renames by sequential string replacement in this order
+// (the norm2/norm3 swap through a placeholder included); replaying it gives the diffusers names.
+std::string to_diffusers(std::string name) {
+  static const std::pair<const char*, const char*> kRenames[] = {
+      {"time_embedding.0", "condition_embedder.time_embedder.linear_1"},
+      {"time_embedding.2", "condition_embedder.time_embedder.linear_2"},
+      {"text_embedding.0", "condition_embedder.text_embedder.linear_1"},
+      {"text_embedding.2", "condition_embedder.text_embedder.linear_2"},
+      {"time_projection.1", "condition_embedder.time_proj"},
+      {"head.modulation", "scale_shift_table"}, {"head.head", "proj_out"},
+      {"modulation", "scale_shift_table"}, {"ffn.0", "ffn.net.0.proj"}, {"ffn.2", "ffn.net.2"},
+      {"norm2", "norm__placeholder"}, {"norm3", "norm2"}, {"norm__placeholder", "norm3"},
+      {"img_emb.proj.0", "condition_embedder.image_embedder.norm1"},
+      {"img_emb.proj.1", "condition_embedder.image_embedder.ff.net.0.proj"},
+      {"img_emb.proj.3", "condition_embedder.image_embedder.ff.net.2"},
+      {"img_emb.proj.4", "condition_embedder.image_embedder.norm2"},
+      {"self_attn.q", "attn1.to_q"}, {"self_attn.k", "attn1.to_k"}, {"self_attn.v", "attn1.to_v"},
+      {"self_attn.o", "attn1.to_out.0"}, {"self_attn.norm_q", "attn1.norm_q"},
+      {"self_attn.norm_k", "attn1.norm_k"}, {"cross_attn.q", "attn2.to_q"},
+      {"cross_attn.k", "attn2.to_k"}, {"cross_attn.v", "attn2.to_v"},
+      {"cross_attn.o", "attn2.to_out.0"}, {"cross_attn.norm_q", "attn2.norm_q"},
+      {"cross_attn.norm_k", "attn2.norm_k"}, {"attn2.to_k_img", "attn2.add_k_proj"},
+      {"attn2.to_v_img", "attn2.add_v_proj"}, {"attn2.norm_k_img", "attn2.norm_added_k"}};
+  for (const auto& [from, to] : kRenames) {
+    for (size_t at = name.find(from); at != std::string::npos; at = name.find(from, at + std::strlen(to))) {
+      name.replace(at, std::strlen(from), to);
+    }
+  }
+  return name;
+}
+
+TEST(DitNames, DiffusersNamesMapBackToOfficialOnes) {
+  std::set<std::string> diffusers_names;
+  for (const WeightSpec& spec : dit_weight_specs(preset("tiny-i2v-clip"))) {
+    const std::string diffusers = to_diffusers(spec.name);
+    diffusers_names.insert(diffusers);
+    EXPECT_EQ(official_dit_name(diffusers), spec.name) << diffusers;
+    EXPECT_EQ(official_dit_name("transformer." + diffusers), spec.name) << diffusers;
+    EXPECT_EQ(official_dit_name("model.diffusion_model." + spec.name), spec.name);
+    EXPECT_EQ(official_dit_name(spec.name), spec.name);
+  }
+  // Spot checks against names diffusers checkpoints carry.
+  EXPECT_TRUE(diffusers_names.count("blocks.1.attn2.add_k_proj.weight"));
+  EXPECT_TRUE(diffusers_names.count("blocks.0.norm2.bias"));
+  EXPECT_TRUE(diffusers_names.count("condition_embedder.time_proj.weight"));
+  EXPECT_EQ(official_dit_name("blocks.3.attn1.to_out.0.lora_A"), "blocks.3.self_attn.o.lora_A");
 }
 
 }  // namespace
