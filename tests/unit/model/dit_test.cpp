@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "core/error.h"
 #include "io/safetensors.h"
 
 namespace wanbatch::model::wan {
