@@ -22,6 +22,8 @@ const std::map<std::string, CommandEntry>& commands() {
                    "the detected Wan variant", inspect_command}},
       {"make-test-model", {"write random weights in the official layout (tiny presets for tests "
                            "and demos, real sizes for benchmarks)", make_test_model_command}},
+      {"tool", {"single stages on HDF5 inputs and outputs, to check against other "
+                "implementations (wanbatch tool --help)", tool_command}},
   };
   return table;
 }

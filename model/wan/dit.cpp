@@ -105,6 +105,9 @@ void WanDit::plan(const core::Context& ctx, int64_t tokens, int64_t time_rows,
     *t = make({tokens, c.dim});
   }
   b.hidden = make({tokens, c.ffn_dim});
+  b.patches = make({tokens, c.in_dim * patch_volume});
+  b.input_cat = make({tokens * c.in_dim * patch_volume});
+  b.sinusoid = make({time_rows, c.freq_dim});
   b.head_out = make({tokens, patch_volume * c.out_dim});
   b.e = make({time_rows, c.dim});
   b.e0_act = make({time_rows, c.dim});
@@ -132,9 +135,8 @@ void WanDit::plan(const core::Context& ctx, int64_t tokens, int64_t time_rows,
 void WanDit::embed_time(const core::Context& ctx, const Tensor& timestep) {
   Buffers& b = buffers_;
   const int64_t rows = b.time_rows;
-  Tensor sinusoid = Tensor::empty({rows, config_.freq_dim}, DType::F32, ctx.device());
-  ops::sinusoidal_embedding(ctx, timestep.reshape({rows}), sinusoid);
-  linear(ctx, time_in_, sinusoid, b.e0_act);
+  ops::sinusoidal_embedding(ctx, timestep.reshape({rows}), b.sinusoid);
+  linear(ctx, time_in_, b.sinusoid, b.e0_act);
   ops::silu(ctx, b.e0_act, b.e0_act);
   linear(ctx, time_out_, b.e0_act, b.e);
   ops::silu(ctx, b.e, b.e0_act);
@@ -262,11 +264,10 @@ void WanDit::forward(const core::Context& ctx, const DitInput& input, Tensor& ve
 
   // Patch embedding as a linear over (c, pt, ph, pw) patches in (f, h, w) token order.
   const int64_t channels = c.in_dim;
-  Tensor input_cat = Tensor::empty({channels, latent.dim(1), latent.dim(2), latent.dim(3)},
-                                   DType::F32, ctx.device());
+  Tensor input_cat = b.input_cat.reshape({channels, latent.dim(1), latent.dim(2), latent.dim(3)});
   input_cat.slice(0, latent.dim(0)).copy_from(latent);
   if (input.y.defined()) input_cat.slice(latent.dim(0), channels).copy_from(input.y);
-  Tensor patches = Tensor::empty({tokens, channels * p[0] * p[1] * p[2]}, DType::F32, ctx.device());
+  Tensor& patches = b.patches;
   Tensor patches7 = patches.reshape({grid.frames, grid.height, grid.width, channels, p[0], p[1], p[2]});
   ops::permute(ctx,
                input_cat.reshape({channels, grid.frames, p[0], grid.height, p[1], grid.width, p[2]}),

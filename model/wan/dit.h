@@ -63,6 +63,7 @@ class WanDit {
     core::Tensor ctx_k, ctx_v, img_k, img_v, cross_attn, img_attn;
     core::Tensor e, e0, e0_act, e0_grouped, modulation, head_shift, head_scale, head_out;
     core::Tensor text, text_hidden, text_padded, img, img_hidden, img_normed;
+    core::Tensor input_cat, patches, sinusoid;  // flat: their shapes follow the latent's
   };
 
   void plan(const core::Context& ctx, int64_t tokens, int64_t time_rows, int64_t image_tokens);

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "io/checkpoint.h"
+#include "model/wan/scaled_fp8.h"
 #include "model/wan/weight_layout.h"
 
 namespace wanbatch::model::wan {
@@ -16,6 +17,7 @@ WanDit::Weights read_dit_weights(const std::string& path) {
     auto [it, inserted] = weights.emplace(official, checkpoint.tensor(name));
     WB_CHECK(inserted, path, ": two tensors are both '", official, "' once prefixes are removed and names made official");
   }
+  dequantize_scaled_fp8(weights, path);
   return weights;
 }
 

@@ -17,8 +17,8 @@ struct DitLoadOptions {
   bool lora_lenient = false;         // LoRA keys that fit nothing: warn and skip, not fail
 };
 
-// The weights of a checkpoint by official name (prefixes stripped, diffusers names translated);
-// throws if two tensors map to the same name.
+// The weights of a checkpoint by official name (prefixes stripped, diffusers names translated,
+// ComfyUI fp8-scaled weights dequantized); throws if two tensors map to the same name.
 WanDit::Weights read_dit_weights(const std::string& path);
 
 // Detects the configuration, merges the LoRAs and builds the model on the context's device.

@@ -1,35 +1,21 @@
 // The wanbatch executable as a user meets it: --version, --help, subcommands, the INI config file
 // with flags overriding it, and errors that end in one clear line and a non-zero exit status.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
+#include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
+
+#include "run_wanbatch.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int status = -1;
-  std::string output;  // stdout and stderr together
-};
+using Result = wanbatch::testing::RunResult;
 
-Result run(const std::string& args) {
-  const std::string command = std::string(WANBATCH_BINARY) + " " + args + " 2>&1";
-  Result result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return result;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
-  const int raw = pclose(pipe);
-  result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return result;
-}
+Result run(const std::string& args) { return wanbatch::testing::run_wanbatch(args); }
 
 class Cli : public ::testing::Test {
  protected:

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <random>
 
@@ -119,6 +121,71 @@ TEST_F(DitLoader, LoraChangesTheOutputAndZeroStrengthDoesNot) {
   DitLoadOptions full;
   full.loras = {{lora, 1.0f}};
   EXPECT_NE(run((dir_ / "official").string(), full), reference);
+}
+
+// ComfyUI fp8-scaled files: every 2-D block weight as fp8 e4m3 with a float32 scale (one per tensor
+// as `scale_weight`, or one per row as `weight_scale` on the FFN), plus the marker and input-scale
+// tensors. The model must be exactly the one whose weights are fp8 · scale.
+TEST_F(DitLoader, ScaledFp8WeightsLoadAsTheirDequantizedValues) {
+  auto file = io::SafetensorsFile::open((dir_ / "official" / "diffusion_pytorch_model.safetensors").string());
+  std::vector<std::pair<std::string, Tensor>> scaled, dequantized;
+  scaled.emplace_back("scaled_fp8", Tensor::zeros({0}, DType::F8E4M3));
+  int quantized = 0;
+  for (const std::string& n : file->names()) {
+    const Tensor w = file->tensor(n);
+    const bool quantize = n.rfind("blocks.", 0) == 0 && w.ndim() == 2;
+    if (!quantize) {
+      scaled.emplace_back("model.diffusion_model." + n, w);
+      dequantized.emplace_back(n, w);
+      continue;
+    }
+    ++quantized;
+    const std::string module = n.substr(0, n.size() - std::string(".weight").size());
+    const bool per_row = n.find(".ffn.") != std::string::npos;
+    const int64_t rows = w.dim(0), cols = w.dim(1);
+    std::vector<float> values = w.to_floats(), scales(per_row ? rows : 1, 0.0f);
+    for (int64_t i = 0; i < rows * cols; ++i) {
+      float& s = scales[per_row ? i / cols : 0];
+      s = std::max(s, std::fabs(values[i]) / 448.0f);
+    }
+    std::vector<float> q(values.size());
+    for (int64_t i = 0; i < rows * cols; ++i) q[i] = values[i] / scales[per_row ? i / cols : 0];
+    const Tensor q8 = Tensor::from_vector(q, w.shape()).to(DType::F8E4M3);
+    std::vector<float> back = q8.to_floats();
+    for (int64_t i = 0; i < rows * cols; ++i) back[i] *= scales[per_row ? i / cols : 0];
+    const std::string prefix = "model.diffusion_model." + module;
+    scaled.emplace_back(prefix + ".weight", q8);
+    if (per_row) {
+      scaled.emplace_back(prefix + ".weight_scale", Tensor::from_vector(scales, {rows, 1}));
+      scaled.emplace_back(prefix + ".input_scale", Tensor::from_vector<float>({1.0f}, {}));
+    } else {
+      scaled.emplace_back(prefix + ".scale_weight", Tensor::from_vector(scales, {}));
+      scaled.emplace_back(prefix + ".scale_input", Tensor::from_vector<float>({1.0f}, {}));
+    }
+    dequantized.emplace_back(n, Tensor::from_vector(back, w.shape()));
+  }
+  ASSERT_GT(quantized, 10);
+  const std::string scaled_path = (dir_ / "fp8_scaled.safetensors").string();
+  const std::string expected_path = (dir_ / "dequantized.safetensors").string();
+  io::write_safetensors(scaled_path, scaled);
+  io::write_safetensors(expected_path, dequantized);
+  const std::vector<float> expected = run(expected_path, with_heads(4));
+  EXPECT_EQ(run(scaled_path, with_heads(4)), expected);
+  // fp8 rounding is visible: the model is not the bf16 original.
+  EXPECT_NE(expected, run((dir_ / "official").string()));
+
+  // A scale whose weight is missing names both.
+  std::vector<std::pair<std::string, Tensor>> orphan = dequantized;
+  orphan.emplace_back("blocks.0.self_attn.x.scale_weight", Tensor::from_vector<float>({1.0f}, {}));
+  const std::string orphan_path = (dir_ / "orphan.safetensors").string();
+  io::write_safetensors(orphan_path, orphan);
+  try {
+    run(orphan_path, with_heads(4));
+    FAIL() << "loaded a scale without its weight";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("orphan.safetensors: fp8 scale 'blocks.0.self_attn.x.scale_weight'"),
+              std::string::npos) << e.what();
+  }
 }
 
 TEST_F(DitLoader, ErrorsNameTheCheckpoint) {
