@@ -48,7 +48,8 @@ void report_variant(const io::Checkpoint& checkpoint, const std::string& path,
   if (!num_heads) num_heads = model::wan::read_num_heads(config_json_for(path));
   try {
     const model::wan::DitConfig c = model::wan::detect(shapes, num_heads);
-    std::cout << "model: Wan DiT, " << c.variant << ": dim " << c.dim << ", ffn " << c.ffn_dim
+    const std::string variant = model::wan::name_expert(c.variant, model::wan::expert_role(path));
+    std::cout << "model: Wan DiT, " << variant << ": dim " << c.dim << ", ffn " << c.ffn_dim
               << ", " << c.num_layers << " blocks, " << c.num_heads << " heads of "
               << c.head_dim() << ", channels " << c.in_dim << " in / " << c.out_dim
               << " out, text dim " << c.text_dim << ", freq dim " << c.freq_dim
@@ -58,24 +59,8 @@ void report_variant(const io::Checkpoint& checkpoint, const std::string& path,
   }
 }
 
-}  // namespace
-
-int inspect_command(const Invocation& call) {
-  CommandSpec spec;
-  spec.name = "inspect";
-  spec.usage = "wanbatch inspect PATH [options]";
-  spec.summary =
-      "Lists what a .safetensors file, a *.safetensors.index.json or a model folder holds: every "
-      "tensor with dtype, shape and bytes, the totals, and the Wan DiT variant it is.";
-  spec.options.add_options()
-      ("path", po::value<std::string>()->required(), "file, index JSON or folder")
-      ("summary", po::bool_switch(), "totals and the detected model only, no tensor listing")
-      ("num-heads", po::value<int64_t>(), "attention heads (default: config.json, else dim/128)");
-  spec.positional.add("path", 1);
-  const auto vm = parse_command(spec, call);
-  if (!vm) return 0;
-
-  const std::string path = (*vm)["path"].as<std::string>();
+// One checkpoint (file, index or folder of shards): its tensors, totals and model.
+void inspect_checkpoint(const std::string& path, bool summary, std::optional<int64_t> num_heads) {
   const io::Checkpoint checkpoint = io::Checkpoint::open(path);
   const std::vector<std::string> names = checkpoint.names();
   std::map<std::string, std::pair<size_t, uint64_t>> per_dtype;  // count, bytes
@@ -89,7 +74,7 @@ int inspect_command(const Invocation& call) {
     ++entry.first;
     entry.second += bytes;
     total += bytes;
-    if (!(*vm)["summary"].as<bool>()) {
+    if (!summary) {
       std::cout << name << std::string(width + 2 - name.size(), ' ') << core::dtype_name(info.dtype)
                 << "  " << core::shape_str(info.shape) << "  " << bytes << "\n";
     }
@@ -100,9 +85,46 @@ int inspect_command(const Invocation& call) {
     std::cout << "  " << dtype << ": " << entry.first << " tensors, " << human_bytes(entry.second)
               << "\n";
   }
+  report_variant(checkpoint, path, num_heads);
+}
+
+// A Wan2.2 two-expert folder holds no weights itself, only high_noise_model/ and low_noise_model/.
+bool is_two_expert_folder(const std::string& path) {
+  const fs::path p(path);
+  return fs::is_directory(p / "high_noise_model") && fs::is_directory(p / "low_noise_model");
+}
+
+}  // namespace
+
+int inspect_command(const Invocation& call) {
+  CommandSpec spec;
+  spec.name = "inspect";
+  spec.usage = "wanbatch inspect PATH [options]";
+  spec.summary =
+      "Lists what a .safetensors file, a *.safetensors.index.json or a model folder holds: every "
+      "tensor with dtype, shape and bytes, the totals, and the Wan DiT variant it is. A Wan2.2 "
+      "two-expert folder is listed expert by expert.";
+  spec.options.add_options()
+      ("path", po::value<std::string>()->required(), "file, index JSON or folder")
+      ("summary", po::bool_switch(), "totals and the detected model only, no tensor listing")
+      ("num-heads", po::value<int64_t>(), "attention heads (default: config.json, else dim/128)");
+  spec.positional.add("path", 1);
+  const auto vm = parse_command(spec, call);
+  if (!vm) return 0;
+
+  const std::string path = (*vm)["path"].as<std::string>();
+  const bool summary = (*vm)["summary"].as<bool>();
   std::optional<int64_t> num_heads;
   if (vm->count("num-heads")) num_heads = (*vm)["num-heads"].as<int64_t>();
-  report_variant(checkpoint, path, num_heads);
+  if (!is_two_expert_folder(path)) {
+    inspect_checkpoint(path, summary, num_heads);
+    return 0;
+  }
+  std::cout << path << ": a Wan2.2 two-expert model (high_noise_model/ and low_noise_model/)\n";
+  for (const char* expert : {"high_noise_model", "low_noise_model"}) {
+    std::cout << "\n";
+    inspect_checkpoint((fs::path(path) / expert).string(), summary, num_heads);
+  }
   return 0;
 }
 

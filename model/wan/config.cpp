@@ -1,6 +1,7 @@
 #include "model/wan/config.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -68,6 +69,8 @@ const Preset& find_preset(const std::string& name) {
   throw make_error("unknown model variant '", name, "'; known:", names.str());
 }
 
+constexpr const char* kT2v14bOrExpert = "Wan2.1 T2V-14B or Wan2.2 T2V-A14B expert";
+
 // The released variant these dimensions belong to, or "custom".
 std::string variant_name(const DitConfig& c) {
   for (const Preset& p : presets()) {
@@ -75,7 +78,7 @@ std::string variant_name(const DitConfig& c) {
     if (r.dim == c.dim && r.ffn_dim == c.ffn_dim && r.num_layers == c.num_layers &&
         r.in_dim == c.in_dim && r.out_dim == c.out_dim && r.image_branch == c.image_branch &&
         r.text_dim == c.text_dim) {
-      if (c.in_dim == 16 && c.dim == 5120) return "Wan2.1 T2V-14B or Wan2.2 T2V-A14B expert";
+      if (c.in_dim == 16 && c.dim == 5120) return kT2v14bOrExpert;
       return r.variant;
     }
   }
@@ -167,6 +170,29 @@ DitConfig detect(const std::map<std::string, core::Shape>& shapes,
   }
   c.variant = variant_name(c);
   return c;
+}
+
+std::string expert_role(const std::string& weights_path) {
+  namespace fs = std::filesystem;
+  fs::path p = fs::path(weights_path).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();  // "dir/" → "dir"
+  // The folder itself, or the folder of a file in it.
+  for (const fs::path& folder : {p, p.parent_path()}) {
+    if (folder.filename() == "high_noise_model") return "high-noise";
+    if (folder.filename() == "low_noise_model") return "low-noise";
+  }
+  return "";
+}
+
+std::string name_expert(const std::string& variant, const std::string& role) {
+  if (role.empty()) return variant;
+  if (variant == kT2v14bOrExpert) return "Wan2.2 T2V-A14B " + role + " expert";
+  const std::string expert = " expert";
+  if (variant.size() > expert.size() &&
+      variant.compare(variant.size() - expert.size(), expert.size(), expert) == 0) {
+    return variant.substr(0, variant.size() - expert.size()) + " " + role + " expert";
+  }
+  return variant + " (" + role + " expert)";
 }
 
 std::string to_config_json(const DitConfig& c) {

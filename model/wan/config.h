@@ -46,6 +46,13 @@ bool preset_has_two_experts(const std::string& name);
 DitConfig detect(const std::map<std::string, core::Shape>& shapes,
                  std::optional<int64_t> num_heads = std::nullopt);
 
+// Wan2.2's two-expert models keep each expert in a folder named high_noise_model/ or
+// low_noise_model/; "high-noise", "low-noise", or "" for weights elsewhere.
+std::string expert_role(const std::string& weights_path);
+// The variant name made precise by the expert folder: a T2V-A14B expert has the same tensors as
+// Wan2.1 T2V-14B, and only its folder tells them apart.
+std::string name_expert(const std::string& variant, const std::string& role);
+
 // config.json as the official folders carry it ({"dim":..., "num_heads":..., ...}).
 std::string to_config_json(const DitConfig& config);
 // Reads num_heads (and checks the other fields it states against `config`) from a config.json.

@@ -37,6 +37,7 @@ WanDit load_dit(const std::string& path, const core::Context& ctx, const DitLoad
   } catch (const Error& e) {
     throw make_error(path, ": ", e.what());
   }
+  config.variant = name_expert(config.variant, expert_role(path));
   merge_loras(weights, options.loras, options.lora_lenient);
   return WanDit(config, weights, ctx);
 }

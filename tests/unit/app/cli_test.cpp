@@ -89,6 +89,12 @@ TEST_F(Cli, ShardedTwoExpertModelHasIndexAndBothExperts) {
     ASSERT_EQ(r.status, 0) << r.output;
     EXPECT_NE(r.output.find("Wan DiT"), std::string::npos) << r.output;
   }
+  // The top folder holds no weights itself: inspect lists the experts, each named by its role.
+  r = run("inspect --summary " + model.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("two-expert model"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(high-noise expert)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(low-noise expert)"), std::string::npos) << r.output;
 }
 
 TEST_F(Cli, ConfigFileSuppliesOptionsAndFlagsOverrideIt) {

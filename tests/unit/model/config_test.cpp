@@ -47,6 +47,18 @@ TEST(DitConfig, NamesTheReleasedVariants) {
   EXPECT_EQ(detect(shapes_of(preset("wan2.2-ti2v-5b"))).num_heads, 24);
 }
 
+TEST(DitConfig, ExpertFoldersNameTheExpert) {
+  EXPECT_EQ(expert_role("/models/Wan2.2-T2V-A14B/high_noise_model"), "high-noise");
+  EXPECT_EQ(expert_role("/models/Wan2.2-T2V-A14B/low_noise_model/"), "low-noise");
+  EXPECT_EQ(expert_role("low_noise_model/diffusion_pytorch_model.safetensors.index.json"), "low-noise");
+  EXPECT_EQ(expert_role("/models/wan2.2_t2v_high_noise_14B_fp16.safetensors"), "");
+  const std::string ambiguous = detect(shapes_of(preset("wan2.2-t2v-a14b"))).variant;
+  EXPECT_EQ(name_expert(ambiguous, "high-noise"), "Wan2.2 T2V-A14B high-noise expert");
+  EXPECT_EQ(name_expert("Wan2.2 I2V-A14B expert", "low-noise"), "Wan2.2 I2V-A14B low-noise expert");
+  EXPECT_EQ(name_expert("tiny T2V test model", "low-noise"), "tiny T2V test model (low-noise expert)");
+  EXPECT_EQ(name_expert(ambiguous, ""), ambiguous);
+}
+
 TEST(DitConfig, ReportsMissingUnexpectedAndMisshapenTensors) {
   auto shapes = shapes_of(preset("tiny-t2v"));
   shapes.erase("blocks.1.ffn.0.bias");
