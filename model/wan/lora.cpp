@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "core/error.h"
@@ -38,6 +39,36 @@ std::pair<std::string, std::string> split_key(const std::string& key) {
   return {key, ""};
 }
 
+// Kohya-style LoRAs (musubi-tuner's default, many community Wan LoRAs) flatten the module path
+// with underscores behind `lora_unet_`: `lora_unet_blocks_0_self_attn_q`. Underscores also occur
+// inside module names (self_attn, k_img), so the official name is found by flattening every
+// module of the model the same way and looking the key up.
+class KohyaNames {
+ public:
+  explicit KohyaNames(const WanDit::Weights& weights) {
+    for (const auto& [name, tensor] : weights) {
+      std::string module = name;
+      for (const char* suffix : {".weight", ".bias"}) {
+        if (ends_with(module, suffix)) module.resize(module.size() - std::string(suffix).size());
+      }
+      std::string flat = module;
+      for (char& c : flat) c = c == '.' ? '_' : c;
+      modules_.emplace(flat, module);
+    }
+  }
+  // The official module for a key's module part, or nullopt when it is not kohya-style.
+  std::optional<std::string> official(const std::string& module) const {
+    static const std::string kPrefix = "lora_unet_";
+    if (module.rfind(kPrefix, 0) != 0) return std::nullopt;
+    const std::string flat = module.substr(kPrefix.size());
+    const auto it = modules_.find(flat);
+    return it == modules_.end() ? flat : it->second;
+  }
+
+ private:
+  std::map<std::string, std::string> modules_;
+};
+
 // A weight as an fp32 host copy of our own the first time it is updated (the loaded one may be a
 // read-only view of a mapped file, or bf16), so updates can go in place.
 class WritableWeights {
@@ -72,6 +103,7 @@ LoraFile parse_lora_argument(const std::string& argument) {
 void merge_loras(WanDit::Weights& weights, const std::vector<LoraFile>& loras, bool lenient) {
   const core::Context cpu = core::Context::cpu();
   WritableWeights writable(weights);
+  const KohyaNames kohya(weights);
   for (const LoraFile& lora : loras) {
     auto file = io::SafetensorsFile::open(lora.path);
     auto problem = [&](const std::string& key, const std::string& what) {
@@ -82,7 +114,8 @@ void merge_loras(WanDit::Weights& weights, const std::vector<LoraFile>& loras, b
     std::map<std::string, ModuleUpdate> modules;
     for (const std::string& key : file->names()) {
       auto [module, role] = split_key(key);
-      ModuleUpdate& m = modules[official_dit_name(module)];
+      const std::optional<std::string> flat = kohya.official(module);
+      ModuleUpdate& m = modules[flat ? *flat : official_dit_name(module)];
       if (role == "down") m.down = key;
       else if (role == "up") m.up = key;
       else if (role == "alpha") m.alpha = key;

@@ -18,7 +18,8 @@ struct LoraFile {
 LoraFile parse_lora_argument(const std::string& argument);
 
 // Merges every LoRA into `weights` (official names). Accepted key styles, each with or without a
-// `diffusion_model.` / `model.diffusion_model.` prefix:
+// `diffusion_model.` / `model.diffusion_model.` / `transformer.` prefix, with official or
+// diffusers module names, or kohya-style (`lora_unet_blocks_0_self_attn_q`):
 //   <module>.lora_down.weight [r, in] + <module>.lora_up.weight [out, r] (+ <module>.alpha)
 //   <module>.lora_A.weight [r, in] + <module>.lora_B.weight [out, r] (+ <module>.alpha)
 //   <module>.diff (full delta of <module>.weight, or of <module> itself) and <module>.diff_b

@@ -69,6 +69,44 @@ TEST_F(Lora, LoraAAndBWithoutAlphaAndComfyPrefix) {
   EXPECT_EQ(q_weight(), (std::vector<float>{4, 2, 9, 1, 5, 0}));  // scale = strength = 3
 }
 
+TEST_F(Lora, DiffusersModuleNames) {
+  // transformer.blocks.0.attn1.to_q is blocks.0.self_attn.q in diffusers' names.
+  merge_loras(weights_, {{write("p.safetensors",
+                                 {{"transformer.blocks.0.attn1.to_q.lora_A.weight",
+                                   Tensor::from_vector<float>({1, 0, 2}, {1, 3})},
+                                  {"transformer.blocks.0.attn1.to_q.lora_B.weight",
+                                   Tensor::from_vector<float>({1, -1}, {2, 1})}}),
+                          1.0f}});
+  EXPECT_EQ(q_weight(), (std::vector<float>{2, 2, 5, 3, 5, 4}));
+}
+
+TEST_F(Lora, KohyaStyleKeys) {
+  weights_["blocks.0.cross_attn.k_img.weight"] = Tensor::from_vector<float>({0, 0, 0, 0}, {2, 2});
+  auto tensors = rank_one("", "lora_down.weight", "lora_up.weight");
+  for (auto& [key, tensor] : tensors) key.replace(0, std::string("blocks.0.self_attn.q").size(),
+                                                  "lora_unet_blocks_0_self_attn_q");
+  tensors.emplace_back("lora_unet_blocks_0_self_attn_q.alpha", Tensor::from_vector<float>({2.0f}, {}));
+  // An underscore inside a module name (k_img) resolves too.
+  tensors.emplace_back("lora_unet_blocks_0_cross_attn_k_img.lora_down.weight",
+                       Tensor::from_vector<float>({1, 1}, {1, 2}));
+  tensors.emplace_back("lora_unet_blocks_0_cross_attn_k_img.lora_up.weight",
+                       Tensor::from_vector<float>({1, 2}, {2, 1}));
+  merge_loras(weights_, {{write("k.safetensors", tensors), 1.0f}});
+  EXPECT_EQ(q_weight(), (std::vector<float>{3, 2, 7, 2, 5, 2}));  // scale = alpha / rank = 2
+  EXPECT_EQ(weights_.at("blocks.0.cross_attn.k_img.weight").to_floats(),
+            (std::vector<float>{1, 1, 2, 2}));
+  // A kohya key for a module the model lacks is reported like any other.
+  try {
+    merge_loras(weights_, {{write("m.safetensors", {{"lora_unet_blocks_9_ffn_0.diff",
+                                                      Tensor::from_vector<float>({1}, {1})}}),
+                            1.0f}});
+    FAIL() << "merged a kohya key that matches nothing";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("lora_unet_blocks_9_ffn_0.diff"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST_F(Lora, SeveralLorasAddUp) {
   const std::string a = write("a.safetensors", rank_one("", "lora_down.weight", "lora_up.weight"));
   merge_loras(weights_, {{a, 1.0f}, {a, -1.0f}});
