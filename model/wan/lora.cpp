@@ -156,41 +156,26 @@ void merge_loras(WanDit::Weights& weights, const std::vector<LoraFile>& loras, b
       } else if (!m.alpha.empty()) {
         problem(m.alpha, "is an alpha without lora_down/lora_up weights");
       }
-      // Full deltas: <module>.diff updates <module>.weight, or <module> itself (modulation).
-      if (!m.diff.empty()) {
-        const std::string target = weights.count(weight_name) ? weight_name : module;
+      // Full deltas: <module>.diff updates <module>.weight, or <module> itself (modulation);
+      // <module>.diff_b updates <module>.bias.
+      auto add_delta = [&](const std::string& key, const std::string& target) {
         if (!weights.count(target)) {
-          problem(m.diff, "matches no weight of the model");
-        } else {
-          Tensor& w = writable(target);
-          const Tensor diff = file->tensor(m.diff).to(DType::F32);
-          if (diff.numel() != w.numel()) {
-            problem(m.diff, "has shape " + diff.describe() + ", " + target + " is " + w.describe());
-          } else {
-            Tensor update = Tensor::empty(w.shape(), DType::F32);
-            core::ops::scale(cpu, diff.reshape(w.shape()), lora.strength, update);
-            core::ops::add(cpu, w, update, w);
-            ++merged;
-          }
+          problem(key, "matches no tensor of the model (looked for '" + target + "')");
+          return;
         }
-      }
-      if (!m.diff_b.empty()) {
-        const std::string target = module + ".bias";
-        if (!weights.count(target)) {
-          problem(m.diff_b, "matches no bias of the model ('" + target + "')");
-        } else {
-          Tensor& w = writable(target);
-          const Tensor diff = file->tensor(m.diff_b).to(DType::F32);
-          if (diff.numel() != w.numel()) {
-            problem(m.diff_b, "has shape " + diff.describe() + ", " + target + " is " + w.describe());
-          } else {
-            Tensor update = Tensor::empty(w.shape(), DType::F32);
-            core::ops::scale(cpu, diff.reshape(w.shape()), lora.strength, update);
-            core::ops::add(cpu, w, update, w);
-            ++merged;
-          }
+        Tensor& w = writable(target);
+        const Tensor diff = file->tensor(key).to(DType::F32);
+        if (diff.numel() != w.numel()) {
+          problem(key, "has shape " + diff.describe() + ", " + target + " is " + w.describe());
+          return;
         }
-      }
+        Tensor update = Tensor::empty(w.shape(), DType::F32);
+        core::ops::scale(cpu, diff.reshape(w.shape()), lora.strength, update);
+        core::ops::add(cpu, w, update, w);
+        ++merged;
+      };
+      if (!m.diff.empty()) add_delta(m.diff, weights.count(weight_name) ? weight_name : module);
+      if (!m.diff_b.empty()) add_delta(m.diff_b, module + ".bias");
     }
     WB_LOG(info) << "merged LoRA " << lora.path << " (strength " << lora.strength << "): "
                  << merged << " tensors updated";

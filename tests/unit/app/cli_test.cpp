@@ -8,6 +8,7 @@
 #include <string>
 
 #include "run_wanbatch.h"
+#include "temp_dir_test.h"
 
 namespace {
 
@@ -17,17 +18,8 @@ using Result = wanbatch::testing::RunResult;
 
 Result run(const std::string& args) { return wanbatch::testing::run_wanbatch(args); }
 
-class Cli : public ::testing::Test {
+class Cli : public wanbatch::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("wanbatch_cli_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path dir_;
 };
 
 TEST_F(Cli, PrintsVersion) {

@@ -11,6 +11,7 @@
 #include "io/safetensors.h"
 #include "reference_match.h"
 #include "run_wanbatch.h"
+#include "temp_dir_test.h"
 
 namespace wanbatch {
 namespace {
@@ -22,16 +23,8 @@ std::string fixture(const std::string& name) {
   return std::string(WANBATCH_FIXTURE_DIR) + "/" + name;
 }
 
-class ToolDit : public ::testing::Test {
+class ToolDit : public wanbatch::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("wanbatch_tool_dit_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // The reference case's inputs as an HDF5 file; `batched` adds the leading batch dimension of 1
   // a PyTorch dump has.
@@ -71,7 +64,6 @@ class ToolDit : public ::testing::Test {
     EXPECT_TRUE(out.attribute_string("model_variant").has_value());
   }
 
-  fs::path dir_;
 };
 
 TEST_F(ToolDit, MatchesTheReferenceOnEveryVariant) {

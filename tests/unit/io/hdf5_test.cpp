@@ -16,6 +16,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "temp_dir_test.h"
 
 namespace wanbatch::io {
 namespace {
@@ -25,16 +26,8 @@ using core::DType;
 using core::Shape;
 using core::Tensor;
 
-class Hdf5 : public ::testing::Test {
+class Hdf5 : public wanbatch::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("wanbatch_h5_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
 
   std::string file(const std::string& name) const { return (dir_ / name).string(); }
 
@@ -47,7 +40,6 @@ class Hdf5 : public ::testing::Test {
     return names;
   }
 
-  fs::path dir_;
 };
 
 // Runs `body`, expecting an Error whose message contains every one of `needles`.

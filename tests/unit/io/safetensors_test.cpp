@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "io/checkpoint.h"
+#include "temp_dir_test.h"
 
 namespace wanbatch::io {
 namespace {
@@ -18,16 +19,8 @@ namespace fs = std::filesystem;
 using core::DType;
 using core::Tensor;
 
-class Safetensors : public ::testing::Test {
+class Safetensors : public wanbatch::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("wanbatch_st_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // A file made of a raw header string and `data_bytes` bytes of data.
   std::string raw_file(const std::string& name, const std::string& header, size_t data_bytes,
@@ -52,7 +45,6 @@ class Safetensors : public ::testing::Test {
     }
   }
 
-  fs::path dir_;
 };
 
 Tensor filled(const core::Shape& shape, DType dtype, int seed) {

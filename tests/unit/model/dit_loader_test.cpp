@@ -13,17 +13,13 @@
 #include "io/safetensors.h"
 #include "model/wan/test_model.h"
 #include "model/wan/weight_layout.h"
+#include "temp_dir_test.h"
 
 namespace wanbatch::model::wan {
 namespace {
 
 namespace fs = std::filesystem;
 
-DitLoadOptions with_heads(int64_t heads) {
-  DitLoadOptions options;
-  options.num_heads = heads;
-  return options;
-}
 using core::DType;
 using core::Tensor;
 
@@ -35,19 +31,15 @@ Tensor random_tensor(const core::Shape& shape, uint32_t seed) {
   return Tensor::from_vector(values, shape);
 }
 
-class DitLoader : public ::testing::Test {
+class DitLoader : public wanbatch::testing::TempDirTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("wanbatch_loader_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
+    TempDirTest::SetUp();
     write_test_dit(preset("tiny-t2v"), (dir_ / "official").string(), 3, DType::BF16, 1 << 20);
     input_.latent = random_tensor({16, 2, 4, 6}, 1);
     input_.timestep = Tensor::from_vector<float>({800.0f}, {1});
     input_.context = random_tensor({5, 32}, 2);
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   std::vector<float> run(const std::string& path, const DitLoadOptions& options = {}) {
     const core::Context ctx = core::Context::cpu();
@@ -67,7 +59,6 @@ class DitLoader : public ::testing::Test {
     return path;
   }
 
-  fs::path dir_;
   DitInput input_;
 };
 
@@ -102,8 +93,8 @@ std::string diffusers(const std::string& n) {
 
 TEST_F(DitLoader, EveryLayoutGivesTheSameModel) {
   const std::vector<float> reference = run((dir_ / "official").string());
-  EXPECT_EQ(run(renamed_copy("comfy.safetensors", comfy), with_heads(4)), reference);
-  EXPECT_EQ(run(renamed_copy("diffusers.safetensors", diffusers), with_heads(4)), reference);
+  EXPECT_EQ(run(renamed_copy("comfy.safetensors", comfy), DitLoadOptions::with_num_heads(4)), reference);
+  EXPECT_EQ(run(renamed_copy("diffusers.safetensors", diffusers), DitLoadOptions::with_num_heads(4)), reference);
   // A sharded copy: the same tensors over several files with an index.
   write_test_dit(preset("tiny-t2v"), (dir_ / "sharded").string(), 3, DType::BF16, 64 << 10);
   ASSERT_TRUE(fs::exists(dir_ / "sharded" / "diffusion_pytorch_model.safetensors.index.json"));
@@ -169,8 +160,8 @@ TEST_F(DitLoader, ScaledFp8WeightsLoadAsTheirDequantizedValues) {
   const std::string expected_path = (dir_ / "dequantized.safetensors").string();
   io::write_safetensors(scaled_path, scaled);
   io::write_safetensors(expected_path, dequantized);
-  const std::vector<float> expected = run(expected_path, with_heads(4));
-  EXPECT_EQ(run(scaled_path, with_heads(4)), expected);
+  const std::vector<float> expected = run(expected_path, DitLoadOptions::with_num_heads(4));
+  EXPECT_EQ(run(scaled_path, DitLoadOptions::with_num_heads(4)), expected);
   // fp8 rounding is visible: the model is not the bf16 original.
   EXPECT_NE(expected, run((dir_ / "official").string()));
 
@@ -180,7 +171,7 @@ TEST_F(DitLoader, ScaledFp8WeightsLoadAsTheirDequantizedValues) {
   const std::string orphan_path = (dir_ / "orphan.safetensors").string();
   io::write_safetensors(orphan_path, orphan);
   try {
-    run(orphan_path, with_heads(4));
+    run(orphan_path, DitLoadOptions::with_num_heads(4));
     FAIL() << "loaded a scale without its weight";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("orphan.safetensors: fp8 scale 'blocks.0.self_attn.x.scale_weight'"),
@@ -197,7 +188,7 @@ TEST_F(DitLoader, ErrorsNameTheCheckpoint) {
   const std::string broken = (dir_ / "broken.safetensors").string();
   io::write_safetensors(broken, tensors);
   try {
-    run(broken, with_heads(4));
+    run(broken, DitLoadOptions::with_num_heads(4));
     FAIL() << "loaded a checkpoint with a missing tensor";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("broken.safetensors"), std::string::npos) << e.what();

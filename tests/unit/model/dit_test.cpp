@@ -16,11 +16,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-DitLoadOptions with_heads(int64_t heads) {
-  DitLoadOptions options;
-  options.num_heads = heads;
-  return options;
-}
 
 std::string fixture(const std::string& name) { return std::string(WANBATCH_FIXTURE_DIR) + "/" + name; }
 
@@ -31,7 +26,7 @@ void expect_matches_reference(const std::string& name, bool with_lora = false) {
   auto io = io::SafetensorsFile::open(io_path);
   const int64_t heads = std::stoll(io->metadata().at("num_heads"));
   const core::Context ctx = core::Context::cpu();
-  DitLoadOptions options = with_heads(heads);
+  DitLoadOptions options = DitLoadOptions::with_num_heads(heads);
   if (with_lora) {
     options.loras.push_back({fixture("dit_" + name + ".lora.safetensors"),
                              std::stof(io->metadata().at("lora_strength"))});
@@ -70,7 +65,7 @@ TEST(WanDit, LoraMergedModelMatchesReference) { expect_matches_reference("lora",
 
 TEST(WanDit, RejectsInputsThatDoNotFit) {
   const core::Context ctx = core::Context::cpu();
-  WanDit dit = load_dit(fixture("dit_t2v.weights.safetensors"), ctx, with_heads(4));
+  WanDit dit = load_dit(fixture("dit_t2v.weights.safetensors"), ctx, DitLoadOptions::with_num_heads(4));
   DitInput input;
   input.latent = core::Tensor::zeros({16, 1, 4, 4}, core::DType::F32);
   input.timestep = core::Tensor::from_vector<float>({10.0f}, {1});

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "temp_dir_test.h"
 
 namespace wanbatch::model::wan {
 namespace {
@@ -16,21 +17,16 @@ namespace fs = std::filesystem;
 using core::DType;
 using core::Tensor;
 
-class Lora : public ::testing::Test {
+class Lora : public wanbatch::testing::TempDirTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("wanbatch_lora_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     // W = [[1, 2, 3], [4, 5, 6]] (out 2, in 3), stored bf16 as checkpoints usually are.
     weights_["blocks.0.self_attn.q.weight"] =
         Tensor::from_vector<float>({1, 2, 3, 4, 5, 6}, {2, 3}).to(DType::BF16);
     weights_["blocks.0.self_attn.q.bias"] = Tensor::from_vector<float>({0.5f, -0.5f}, {2});
     weights_["blocks.0.modulation"] = Tensor::from_vector<float>({1, 1, 1, 1, 1, 1}, {1, 6, 1});
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   std::string write(const std::string& name,
                     const std::vector<std::pair<std::string, Tensor>>& tensors) {
@@ -41,7 +37,6 @@ class Lora : public ::testing::Test {
 
   std::vector<float> q_weight() { return weights_.at("blocks.0.self_attn.q.weight").to_floats(); }
 
-  fs::path dir_;
   WanDit::Weights weights_;
 };
 
