@@ -217,6 +217,21 @@ void scale(const Context& ctx, const Tensor& x, float factor, Tensor& out) {
   cpu::scale(x, factor, out);
 }
 
+void linear_combination(const Context& ctx, const std::vector<double>& coefficients,
+                        const std::vector<const Tensor*>& inputs, Tensor& out) {
+  WB_CHECK(!inputs.empty() && coefficients.size() == inputs.size(), "linear_combination: ",
+           coefficients.size(), " coefficients for ", inputs.size(), " inputs");
+  check_devices("linear_combination", ctx, {&out});
+  check_floating("linear_combination", {&out});
+  for (const Tensor* x : inputs) {
+    check_devices("linear_combination", ctx, {x});
+    check_floating("linear_combination", {x});
+    check_same_shape("linear_combination", *x, out);
+  }
+  if (ctx.device().is_cuda()) no_cuda_kernel("linear_combination");
+  cpu::linear_combination(coefficients, inputs, out);
+}
+
 void layernorm_modulate(const Context& ctx, const Tensor& x, const Tensor& shift,
                         const Tensor& scale, float eps, Tensor& out) {
   check_devices("layernorm_modulate", ctx, {&x, &shift, &scale, &out});

@@ -45,6 +45,10 @@ void softmax(const Context& ctx, const Tensor& x, Tensor& out);
 void add(const Context& ctx, const Tensor& a, const Tensor& b, Tensor& out);
 void mul(const Context& ctx, const Tensor& a, const Tensor& b, Tensor& out);
 void scale(const Context& ctx, const Tensor& x, float factor, Tensor& out);
+// out = Σ coefficients[k] · inputs[k], all of one shape, summed in double and rounded once (the
+// solvers' updates). out may alias an input.
+void linear_combination(const Context& ctx, const std::vector<double>& coefficients,
+                        const std::vector<const Tensor*>& inputs, Tensor& out);
 
 // out = x with its dimensions reordered: out.shape[i] = x.shape[perm[i]] (up to 8 dimensions).
 void permute(const Context& ctx, const Tensor& x, const std::vector<int>& perm, Tensor& out);

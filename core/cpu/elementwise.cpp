@@ -62,6 +62,21 @@ void scale(const Tensor& x, float factor, Tensor& out) {
   unary(x, out, [factor](float v) { return v * factor; });
 }
 
+void linear_combination(const std::vector<double>& coefficients,
+                        const std::vector<const Tensor*>& inputs, Tensor& out) {
+  std::vector<FloatIn> in;
+  in.reserve(inputs.size());
+  for (const Tensor* x : inputs) in.emplace_back(*x);
+  FloatOut o(out);
+  const int64_t n = out.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    double sum = 0.0;
+    for (size_t k = 0; k < in.size(); ++k) sum += coefficients[k] * in[k].get()[i];
+    o.get()[i] = static_cast<float>(sum);
+  }
+  o.commit();
+}
+
 void add(const Tensor& a, const Tensor& b, Tensor& out) {
   binary(a, b, out, [](float u, float v) { return u + v; });
 }

@@ -21,6 +21,8 @@ void softmax(const Tensor& x, Tensor& out);
 void add(const Tensor& a, const Tensor& b, Tensor& out);
 void mul(const Tensor& a, const Tensor& b, Tensor& out);
 void scale(const Tensor& x, float factor, Tensor& out);
+void linear_combination(const std::vector<double>& coefficients,
+                        const std::vector<const Tensor*>& inputs, Tensor& out);
 void layernorm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps,
                         Tensor& out);
 void gated_residual(const Tensor& x, const Tensor& y, const Tensor& gate, Tensor& out);

@@ -89,26 +89,31 @@ void WanDit::linear(const core::Context& ctx, const Linear& layer, const Tensor&
   ops::linear(ctx, x, layer.weight, layer.bias, out);
 }
 
-void WanDit::plan(const core::Context& ctx, int64_t tokens, int64_t time_rows,
+void WanDit::plan(const core::Context& ctx, int64_t batch, int64_t tokens, int64_t time_rows,
                   int64_t image_tokens) {
   Buffers& b = buffers_;
-  if (b.tokens == tokens && b.time_rows == time_rows && b.image_tokens == image_tokens) return;
+  if (b.batch == batch && b.tokens == tokens && b.time_rows == time_rows &&
+      b.image_tokens == image_tokens) {
+    return;
+  }
   const auto& c = config_;
   const auto device = ctx.device();
   auto make = [device](const Shape& shape) { return Tensor::empty(shape, DType::F32, device); };
   const int64_t patch_volume = c.patch_size[0] * c.patch_size[1] * c.patch_size[2];
+  b.batch = batch;
   b.tokens = tokens;
   b.time_rows = time_rows;
+  const int64_t rows = batch * tokens, text_rows = batch * c.text_len;
   b.image_tokens = image_tokens;
   for (Tensor* t : {&b.x, &b.normed, &b.q, &b.k, &b.v, &b.attn, &b.proj, &b.cross_attn,
                     &b.img_attn}) {
-    *t = make({tokens, c.dim});
+    *t = make({rows, c.dim});
   }
-  b.hidden = make({tokens, c.ffn_dim});
+  b.hidden = make({rows, c.ffn_dim});
   b.patches = make({tokens, c.in_dim * patch_volume});
   b.input_cat = make({tokens * c.in_dim * patch_volume});
   b.sinusoid = make({time_rows, c.freq_dim});
-  b.head_out = make({tokens, patch_volume * c.out_dim});
+  b.head_out = make({rows, patch_volume * c.out_dim});
   b.e = make({time_rows, c.dim});
   b.e0_act = make({time_rows, c.dim});
   b.e0 = make({time_rows, 6 * c.dim});
@@ -116,11 +121,11 @@ void WanDit::plan(const core::Context& ctx, int64_t tokens, int64_t time_rows,
   b.e0_grouped = make({6, time_rows, c.dim});
   b.head_shift = make({time_rows, c.dim});
   b.head_scale = make({time_rows, c.dim});
-  b.text_padded = make({c.text_len, c.text_dim});
-  b.text_hidden = make({c.text_len, c.dim});
-  b.text = make({c.text_len, c.dim});
-  b.ctx_k = make({c.text_len, c.dim});
-  b.ctx_v = make({c.text_len, c.dim});
+  b.text_padded = make({text_rows, c.text_dim});
+  b.text_hidden = make({text_rows, c.dim});
+  b.text = make({text_rows, c.dim});
+  b.ctx_k = make({text_rows, c.dim});
+  b.ctx_v = make({text_rows, c.dim});
   if (image_tokens > 0) {
     b.img_normed = make({image_tokens, c.image_dim});
     b.img_hidden = make({image_tokens, c.image_dim});
@@ -149,17 +154,20 @@ void WanDit::embed_time(const core::Context& ctx, const Tensor& timestep) {
 
 // The text context zero-padded to text_len rows before the embedding MLP (the padded rows become
 // bias terms and are attended to, as in the reference), and the CLIP tokens' projection.
-void WanDit::embed_context(const core::Context& ctx, const DitInput& input) {
+void WanDit::embed_context(const core::Context& ctx, const std::vector<const Tensor*>& contexts,
+                           const Tensor& clip) {
   Buffers& b = buffers_;
-  const int64_t rows = input.context.dim(0);
+  const int64_t text_len = config_.text_len;
   ops::fill(ctx, b.text_padded, 0.0f);
-  b.text_padded.slice(0, rows).copy_from(input.context);
+  for (size_t i = 0; i < contexts.size(); ++i) {
+    const int64_t first = static_cast<int64_t>(i) * text_len;
+    b.text_padded.slice(first, first + contexts[i]->dim(0)).copy_from(*contexts[i]);
+  }
   linear(ctx, text_in_, b.text_padded, b.text_hidden);
   ops::gelu_tanh(ctx, b.text_hidden, b.text_hidden);
   linear(ctx, text_out_, b.text_hidden, b.text);
-  if (b.image_tokens > 0) {
-    ops::layer_norm(ctx, input.clip, img_norm1_weight_, img_norm1_bias_, kImageNormEps,
-                    b.img_normed);
+  if (b.image_tokens > 0) {  // the same image for every context
+    ops::layer_norm(ctx, clip, img_norm1_weight_, img_norm1_bias_, kImageNormEps, b.img_normed);
     linear(ctx, img_fc1_, b.img_normed, b.img_hidden);
     ops::gelu_erf(ctx, b.img_hidden, b.img_hidden);
     linear(ctx, img_fc2_, b.img_hidden, b.img);
@@ -170,30 +178,50 @@ void WanDit::embed_context(const core::Context& ctx, const DitInput& input) {
 void WanDit::run_block(const core::Context& ctx, const Block& block,
                        const core::ops::RopeGrid& grid) {
   Buffers& b = buffers_;
-  const int64_t tokens = b.tokens, heads = config_.num_heads, head_dim = config_.head_dim();
-  auto as_heads = [&](const Tensor& t) { return t.reshape({1, t.dim(0), heads, head_dim}); };
-  // The six modulation vectors: shift/scale/gate for attention, then for the FFN.
+  const int64_t batch = b.batch, tokens = b.tokens, heads = config_.num_heads;
+  const int64_t head_dim = config_.head_dim();
+  // Rows i·tokens … (i+1)·tokens of a [batch·tokens, …] buffer: sample i.
+  auto sample = [tokens](const Tensor& t, int64_t i) { return t.slice(i * tokens, (i + 1) * tokens); };
+  auto as_heads = [&](const Tensor& t, int64_t n) {
+    return t.reshape({n, t.dim(0) / n, heads, head_dim});
+  };
+  // The six modulation vectors: shift/scale/gate for attention, then for the FFN. They are per
+  // token under TI2V, so they are applied sample by sample.
   for (int64_t i = 0; i < 6; ++i) {
     Tensor m = b.modulation.select(i);
     ops::add(ctx, b.e0_grouped.select(i), block.modulation.select(i), m);
   }
   auto mod = [&](int64_t i) { return b.modulation.select(i); };
+  auto modulate = [&](int64_t shift, int64_t scale) {
+    for (int64_t i = 0; i < batch; ++i) {
+      Tensor out = sample(b.normed, i);
+      ops::layernorm_modulate(ctx, sample(b.x, i), mod(shift), mod(scale), kEps, out);
+    }
+  };
+  auto gated_residual = [&](int64_t gate) {
+    for (int64_t i = 0; i < batch; ++i) {
+      Tensor x = sample(b.x, i);
+      ops::gated_residual(ctx, x, sample(b.proj, i), mod(gate), x);
+    }
+  };
 
   // Self-attention: q, k RMS-normed over the full dim, RoPE on both, attention, out projection.
-  ops::layernorm_modulate(ctx, b.x, mod(0), mod(1), kEps, b.normed);
+  modulate(0, 1);
   linear(ctx, block.q, b.normed, b.q);
   linear(ctx, block.k, b.normed, b.k);
   linear(ctx, block.v, b.normed, b.v);
   ops::rms_norm(ctx, b.q, block.norm_q, kEps, b.q);
   ops::rms_norm(ctx, b.k, block.norm_k, kEps, b.k);
-  Tensor q3 = b.q.reshape({tokens, heads, head_dim});
-  Tensor k3 = b.k.reshape({tokens, heads, head_dim});
-  ops::rope_3d(ctx, q3, grid, 0, q3);
-  ops::rope_3d(ctx, k3, grid, 0, k3);
-  Tensor attn = as_heads(b.attn);
-  ops::attention(ctx, as_heads(b.q), as_heads(b.k), as_heads(b.v), attn);
+  for (int64_t i = 0; i < batch; ++i) {
+    Tensor q3 = sample(b.q, i).reshape({tokens, heads, head_dim});
+    Tensor k3 = sample(b.k, i).reshape({tokens, heads, head_dim});
+    ops::rope_3d(ctx, q3, grid, 0, q3);
+    ops::rope_3d(ctx, k3, grid, 0, k3);
+  }
+  Tensor attn = as_heads(b.attn, batch);
+  ops::attention(ctx, as_heads(b.q, batch), as_heads(b.k, batch), as_heads(b.v, batch), attn);
   linear(ctx, block.o, b.attn, b.proj);
-  ops::gated_residual(ctx, b.x, b.proj, mod(2), b.x);
+  gated_residual(2);
 
   // Cross-attention over all text_len context rows (no mask), plus the image branch.
   ops::layer_norm(ctx, b.x, block.norm3_weight, block.norm3_bias, kEps, b.normed);
@@ -202,30 +230,42 @@ void WanDit::run_block(const core::Context& ctx, const Block& block,
   linear(ctx, block.cross_k, b.text, b.ctx_k);
   ops::rms_norm(ctx, b.ctx_k, block.cross_norm_k, kEps, b.ctx_k);
   linear(ctx, block.cross_v, b.text, b.ctx_v);
-  Tensor cross = as_heads(b.cross_attn);
-  ops::attention(ctx, as_heads(b.q), as_heads(b.ctx_k), as_heads(b.ctx_v), cross);
+  Tensor cross = as_heads(b.cross_attn, batch);
+  ops::attention(ctx, as_heads(b.q, batch), as_heads(b.ctx_k, batch), as_heads(b.ctx_v, batch),
+                 cross);
   if (b.image_tokens > 0) {
     linear(ctx, block.k_img, b.img, b.img_k);
     ops::rms_norm(ctx, b.img_k, block.norm_k_img, kEps, b.img_k);
     linear(ctx, block.v_img, b.img, b.img_v);
-    Tensor img_attn = as_heads(b.img_attn);
-    ops::attention(ctx, as_heads(b.q), as_heads(b.img_k), as_heads(b.img_v), img_attn);
+    for (int64_t i = 0; i < batch; ++i) {  // every sample attends to the one image
+      Tensor img_attn = as_heads(sample(b.img_attn, i), 1);
+      ops::attention(ctx, as_heads(sample(b.q, i), 1), as_heads(b.img_k, 1),
+                     as_heads(b.img_v, 1), img_attn);
+    }
     ops::add(ctx, b.cross_attn, b.img_attn, b.cross_attn);
   }
   linear(ctx, block.cross_o, b.cross_attn, b.proj);
   ops::add(ctx, b.x, b.proj, b.x);
 
   // Feed-forward with tanh GELU.
-  ops::layernorm_modulate(ctx, b.x, mod(3), mod(4), kEps, b.normed);
+  modulate(3, 4);
   linear(ctx, block.ffn_in, b.normed, b.hidden);
   ops::gelu_tanh(ctx, b.hidden, b.hidden);
   linear(ctx, block.ffn_out, b.hidden, b.proj);
-  ops::gated_residual(ctx, b.x, b.proj, mod(5), b.x);
+  gated_residual(5);
 }
 
 void WanDit::forward(const core::Context& ctx, const DitInput& input, Tensor& velocity) {
+  forward(ctx, input, {&input.context}, {&velocity});
+}
+
+void WanDit::forward(const core::Context& ctx, const DitInput& input,
+                     const std::vector<const Tensor*>& contexts,
+                     const std::vector<Tensor*>& velocities) {
   const DitConfig& c = config_;
   const Tensor& latent = input.latent;
+  WB_CHECK(!contexts.empty() && contexts.size() == velocities.size(), "DiT: ", contexts.size(),
+           " contexts for ", velocities.size(), " outputs");
   WB_CHECK(latent.ndim() == 4, "DiT input: latent must be [C, F, H, W], got ", latent.describe());
   const int64_t y_channels = input.y.defined() ? input.y.dim(0) : 0;
   WB_CHECK(latent.dim(0) + y_channels == c.in_dim, "DiT input: latent ", latent.describe(),
@@ -243,10 +283,12 @@ void WanDit::forward(const core::Context& ctx, const DitInput& input, Tensor& ve
   const int64_t time_rows = input.timestep.numel();
   WB_CHECK(time_rows == 1 || time_rows == tokens, "DiT input: ", time_rows,
            " timesteps for ", tokens, " tokens (give one, or one per token)");
-  WB_CHECK(input.context.ndim() == 2 && input.context.dim(1) == c.text_dim &&
-               input.context.dim(0) >= 1 && input.context.dim(0) <= c.text_len,
-           "DiT input: context ", input.context.describe(), " must be [n, ", c.text_dim,
-           "] with 1 <= n <= ", c.text_len);
+  for (const Tensor* context : contexts) {
+    WB_CHECK(context->ndim() == 2 && context->dim(1) == c.text_dim && context->dim(0) >= 1 &&
+                 context->dim(0) <= c.text_len,
+             "DiT input: context ", context->describe(), " must be [n, ", c.text_dim,
+             "] with 1 <= n <= ", c.text_len);
+  }
   int64_t image_tokens = 0;
   if (c.image_branch) {
     WB_CHECK(input.clip.defined() && input.clip.ndim() == 2 && input.clip.dim(0) == kClipTokens &&
@@ -256,13 +298,17 @@ void WanDit::forward(const core::Context& ctx, const DitInput& input, Tensor& ve
     image_tokens = kClipTokens;
   }
   const Shape out_shape{c.out_dim, latent.dim(1), latent.dim(2), latent.dim(3)};
-  WB_CHECK(velocity.shape() == out_shape, "DiT output ", velocity.describe(), ", expected ",
-           core::shape_str(out_shape));
+  for (const Tensor* velocity : velocities) {
+    WB_CHECK(velocity->shape() == out_shape, "DiT output ", velocity->describe(), ", expected ",
+             core::shape_str(out_shape));
+  }
 
-  plan(ctx, tokens, time_rows, image_tokens);
+  const auto batch = static_cast<int64_t>(contexts.size());
+  plan(ctx, batch, tokens, time_rows, image_tokens);
   Buffers& b = buffers_;
 
-  // Patch embedding as a linear over (c, pt, ph, pw) patches in (f, h, w) token order.
+  // Patch embedding as a linear over (c, pt, ph, pw) patches in (f, h, w) token order, once, then
+  // copied to every sample of the batch.
   const int64_t channels = c.in_dim;
   Tensor input_cat = b.input_cat.reshape({channels, latent.dim(1), latent.dim(2), latent.dim(3)});
   input_cat.slice(0, latent.dim(0)).copy_from(latent);
@@ -272,19 +318,29 @@ void WanDit::forward(const core::Context& ctx, const DitInput& input, Tensor& ve
   ops::permute(ctx,
                input_cat.reshape({channels, grid.frames, p[0], grid.height, p[1], grid.width, p[2]}),
                {1, 3, 5, 0, 2, 4, 6}, patches7);
-  ops::linear(ctx, patches, patch_weight_, patch_bias_, b.x);
+  Tensor first = b.x.slice(0, tokens);
+  ops::linear(ctx, patches, patch_weight_, patch_bias_, first);
+  for (int64_t i = 1; i < batch; ++i) b.x.slice(i * tokens, (i + 1) * tokens).copy_from(first);
 
   embed_time(ctx, input.timestep.to(DType::F32));
-  embed_context(ctx, input);
+  embed_context(ctx, contexts, input.clip);
   for (const Block& block : blocks_) run_block(ctx, block, grid);
 
   // Head and unpatchify: (f, h, w, pt, ph, pw, c) → (c, f·pt, h·ph, w·pw).
-  ops::layernorm_modulate(ctx, b.x, b.head_shift, b.head_scale, kEps, b.normed);
+  for (int64_t i = 0; i < batch; ++i) {
+    Tensor normed = b.normed.slice(i * tokens, (i + 1) * tokens);
+    ops::layernorm_modulate(ctx, b.x.slice(i * tokens, (i + 1) * tokens), b.head_shift,
+                            b.head_scale, kEps, normed);
+  }
   linear(ctx, head_, b.normed, b.head_out);
-  Tensor velocity7 = velocity.reshape({c.out_dim, grid.frames, p[0], grid.height, p[1], grid.width, p[2]});
-  ops::permute(ctx,
-               b.head_out.reshape({grid.frames, grid.height, grid.width, p[0], p[1], p[2], c.out_dim}),
-               {6, 0, 3, 1, 4, 2, 5}, velocity7);
+  for (int64_t i = 0; i < batch; ++i) {
+    Tensor velocity7 = velocities[static_cast<size_t>(i)]->reshape(
+        {c.out_dim, grid.frames, p[0], grid.height, p[1], grid.width, p[2]});
+    ops::permute(ctx,
+                 b.head_out.slice(i * tokens, (i + 1) * tokens)
+                     .reshape({grid.frames, grid.height, grid.width, p[0], p[1], p[2], c.out_dim}),
+                 {6, 0, 3, 1, 4, 2, 5}, velocity7);
+  }
 }
 
 }  // namespace wanbatch::model::wan

@@ -1,7 +1,7 @@
 // The Wan diffusion transformer (wan-spec "DiT forward"), written once over core::ops for every
 // variant: T2V, I2V (input channels concatenated with `y`, and Wan2.1's CLIP image branch), TI2V
 // (per-token timesteps). Weights are held in the compute dtype on the context's device; the
-// activation buffers are planned once per input shape and reused across calls.
+// activation buffers are planned once per input shape and batch size and reused across calls.
 #pragma once
 
 #include <map>
@@ -40,6 +40,12 @@ class WanDit {
 
   // velocity [out_dim, F, H, W] for one sample.
   void forward(const core::Context& ctx, const DitInput& input, core::Tensor& velocity);
+  // One latent under several text contexts (classifier-free guidance: the prompt and the negative
+  // prompt) as one batch, so every weight is read once: velocities[i] is the output for
+  // contexts[i]; input.context is not used.
+  void forward(const core::Context& ctx, const DitInput& input,
+               const std::vector<const core::Tensor*>& contexts,
+               const std::vector<core::Tensor*>& velocities);
 
  private:
   struct Linear {
@@ -58,7 +64,7 @@ class WanDit {
   };
   // Activations for one input shape.
   struct Buffers {
-    int64_t tokens = -1, time_rows = -1, image_tokens = -1;
+    int64_t batch = -1, tokens = -1, time_rows = -1, image_tokens = -1;
     core::Tensor x, normed, q, k, v, attn, proj, hidden;
     core::Tensor ctx_k, ctx_v, img_k, img_v, cross_attn, img_attn;
     core::Tensor e, e0, e0_act, e0_grouped, modulation, head_shift, head_scale, head_out;
@@ -66,9 +72,11 @@ class WanDit {
     core::Tensor input_cat, patches, sinusoid;  // flat: their shapes follow the latent's
   };
 
-  void plan(const core::Context& ctx, int64_t tokens, int64_t time_rows, int64_t image_tokens);
+  void plan(const core::Context& ctx, int64_t batch, int64_t tokens, int64_t time_rows,
+            int64_t image_tokens);
   void embed_time(const core::Context& ctx, const core::Tensor& timestep);
-  void embed_context(const core::Context& ctx, const DitInput& input);
+  void embed_context(const core::Context& ctx, const std::vector<const core::Tensor*>& contexts,
+                     const core::Tensor& clip);
   void run_block(const core::Context& ctx, const Block& block, const core::ops::RopeGrid& grid);
   void linear(const core::Context& ctx, const Linear& layer, const core::Tensor& x,
               core::Tensor& out) const;

@@ -49,6 +49,23 @@ TEST(Ops, SinusoidalEmbeddingIsCosinesThenSines) {
   EXPECT_NEAR(row1[1], 0.955336489125606, 1e-7);  // cos(0.3)
 }
 
+TEST(Ops, LinearCombinationSumsInDoubleAndRoundsOnce) {
+  const Tensor a = Tensor::from_vector<float>({1.0f, 2.0f, 1e8f}, {3});
+  const Tensor b = Tensor::from_vector<float>({0.5f, -4.0f, 1.0f}, {3});
+  Tensor out = Tensor::empty({3}, DType::F32);
+  // 2·1 + 0.25·0.5, 2·2 − 1, and 2e8 + 0.25 − 2e8 = 0.25 only if nothing is rounded in between.
+  Tensor c = Tensor::from_vector<float>({0.0f, 0.0f, -1e8f}, {3});
+  ops::linear_combination(kCpu, {2.0, 0.25, 2.0}, {&a, &b, &c}, out);
+  EXPECT_EQ(out.to_floats(), (std::vector<float>{2.125f, 3.0f, 0.25f}));
+  // out may be one of the inputs.
+  Tensor x = a.clone();
+  ops::linear_combination(kCpu, {-1.0, 1.0}, {&x, &b}, x);
+  EXPECT_EQ(x.to_floats(), (std::vector<float>{-0.5f, -6.0f, 1.0f - 1e8f}));
+  EXPECT_THROW(ops::linear_combination(kCpu, {1.0}, {&a, &b}, out), Error);
+  Tensor wrong = Tensor::empty({2}, DType::F32);
+  EXPECT_THROW(ops::linear_combination(kCpu, {1.0}, {&a}, wrong), Error);
+}
+
 TEST(Ops, GeluErfMatchesClosedForm) {
   const Tensor x = Tensor::from_vector<float>({0.0f, 1.0f, -1.0f, 3.0f}, {4});
   Tensor out = Tensor::empty({4}, DType::F32);

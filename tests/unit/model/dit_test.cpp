@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/ops.h"
 #include "io/safetensors.h"
 #include "reference_match.h"
 
@@ -62,6 +63,44 @@ TEST(WanDit, I2vConcatenatedConditionMatchesReference) { expect_matches_referenc
 TEST(WanDit, I2vImageBranchMatchesReference) { expect_matches_reference("i2v_clip"); }
 
 TEST(WanDit, LoraMergedModelMatchesReference) { expect_matches_reference("lora", true); }
+
+// The conditional and unconditional passes of guidance as one batch: each output is the one a
+// single forward gives (to 1e-6: GEMMs over more rows may sum in another order).
+void expect_batch_matches_single_passes(const std::string& name) {
+  auto io = io::SafetensorsFile::open(fixture("dit_" + name + ".io.safetensors"));
+  const core::Context ctx = core::Context::cpu();
+  WanDit dit = load_dit(fixture("dit_" + name + ".weights.safetensors"), ctx,
+                        DitLoadOptions::with_num_heads(std::stoll(io->metadata().at("num_heads"))));
+  DitInput input;
+  input.latent = io->tensor("latent");
+  input.timestep = io->tensor("timestep");
+  input.context = io->tensor("context");
+  if (io->contains("y")) input.y = io->tensor("y");
+  if (io->contains("clip")) input.clip = io->tensor("clip");
+  const core::Shape shape = io->tensor("velocity").shape();
+  // A second context of another length: the first rows of the first, scaled.
+  core::Tensor other = input.context.slice(0, (input.context.dim(0) + 1) / 2).clone();
+  core::ops::scale(ctx, other, -0.5f, other);
+  core::Tensor single_a = core::Tensor::empty(shape, core::DType::F32);
+  core::Tensor single_b = core::Tensor::empty(shape, core::DType::F32);
+  dit.forward(ctx, input, single_a);
+  DitInput input_b = input;
+  input_b.context = other;
+  dit.forward(ctx, input_b, single_b);
+  core::Tensor batch_a = core::Tensor::empty(shape, core::DType::F32);
+  core::Tensor batch_b = core::Tensor::empty(shape, core::DType::F32);
+  dit.forward(ctx, input, {&input.context, &other}, {&batch_a, &batch_b});
+  EXPECT_TRUE(wanbatch::testing::matches_reference(batch_a.to_floats(), single_a.to_floats(), 1e-6));
+  EXPECT_TRUE(wanbatch::testing::matches_reference(batch_b.to_floats(), single_b.to_floats(), 1e-6));
+  EXPECT_NE(batch_a.to_floats(), batch_b.to_floats());
+}
+
+TEST(WanDit, GuidanceBatchMatchesSinglePasses) {
+  for (const char* name : {"t2v", "ti2v", "i2v_clip"}) {
+    SCOPED_TRACE(name);
+    expect_batch_matches_single_passes(name);
+  }
+}
 
 TEST(WanDit, RejectsInputsThatDoNotFit) {
   const core::Context ctx = core::Context::cpu();
