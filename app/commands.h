@@ -10,5 +10,6 @@ int inspect_command(const Invocation& call);
 int make_test_model_command(const Invocation& call);
 int tool_command(const Invocation& call);
 int tool_dit_command(const Invocation& call);
+int tool_sample_command(const Invocation& call);
 
 }  // namespace wanbatch::app

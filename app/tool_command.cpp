@@ -19,6 +19,8 @@ const std::map<std::string, ToolEntry>& tools() {
   static const std::map<std::string, ToolEntry> table = {
       {"dit", {"one DiT forward: latent, timestep, context (and y, clip) -> velocity",
                tool_dit_command}},
+      {"sample", {"the sampling loop: noise, context, context_null -> latents",
+                  tool_sample_command}},
   };
   return table;
 }

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "app/commands.h"
+#include "app/tool_inputs.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "io/hdf5_file.h"
@@ -11,23 +12,8 @@
 #include "version.h"
 
 namespace wanbatch::app {
-namespace {
 
 using core::Tensor;
-
-// A dataset as f32, accepting a leading batch dimension of 1 (what a PyTorch dump usually has)
-// on tensors whose rank is otherwise fixed.
-Tensor read_input(const io::Hdf5Reader& in, const std::string& name, int rank) {
-  Tensor t = in.read(name);
-  if (t.ndim() == rank + 1 && t.dim(0) == 1) {
-    t = t.reshape(core::Shape(t.shape().begin() + 1, t.shape().end()));
-  }
-  WB_CHECK(t.ndim() == rank, "dataset '", name, "' in ", in.path(), " has shape ",
-           core::shape_str(t.shape()), "; expected ", rank, " dimensions");
-  return t.dtype() == core::DType::F32 ? t : t.to(core::DType::F32);
-}
-
-}  // namespace
 
 int tool_dit_command(const Invocation& call) {
   CommandSpec spec;
@@ -55,11 +41,7 @@ int tool_dit_command(const Invocation& call) {
   model::wan::DitLoadOptions options;
   if (vm->count("num-heads")) options.num_heads = (*vm)["num-heads"].as<int64_t>();
   options.lora_lenient = (*vm)["lora-lenient"].as<bool>();
-  if (vm->count("lora")) {
-    for (const std::string& arg : (*vm)["lora"].as<std::vector<std::string>>()) {
-      options.loras.push_back(model::wan::parse_lora_argument(arg));
-    }
-  }
+  options.loras = lora_option(*vm, "lora");
 
   // Read the inputs first: a bad input file fails before the (long) weight load.
   const io::Hdf5Reader in = io::Hdf5Reader::open(input_path);
@@ -96,11 +78,7 @@ int tool_dit_command(const Invocation& call) {
   out.write("velocity", velocity);
   out.attribute("model_variant", config.variant);
   out.attribute("weights", weights);
-  std::string loras;
-  for (const auto& lora : options.loras) {
-    loras += (loras.empty() ? "" : ", ") + lora.path + ":" + std::to_string(lora.strength);
-  }
-  out.attribute("loras", loras);
+  out.attribute("loras", describe_loras(options.loras));
   out.attribute("load_seconds", seconds(load_start, run_start));
   out.attribute("forward_seconds", seconds(run_start, end));
   out.attribute("wanbatch_version", std::string(WANBATCH_VERSION));

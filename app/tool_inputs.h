@@ -1,0 +1,24 @@
+// What the `wanbatch tool` commands share: reading their HDF5 inputs and their model options.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "app/cli.h"
+#include "core/tensor.h"
+#include "io/hdf5_file.h"
+#include "model/wan/dit_loader.h"
+
+namespace wanbatch::app {
+
+// A dataset as f32 with `rank` dimensions, also accepting a leading batch dimension of 1 (what a
+// PyTorch dump usually has). Throws naming the file and dataset otherwise.
+core::Tensor read_input(const io::Hdf5Reader& in, const std::string& name, int rank);
+
+// The LoRAs given to a repeatable option (PATH or PATH:STRENGTH).
+std::vector<model::wan::LoraFile> lora_option(const po::variables_map& vm, const std::string& key);
+
+// "path:strength, ..." for output attributes.
+std::string describe_loras(const std::vector<model::wan::LoraFile>& loras);
+
+}  // namespace wanbatch::app

@@ -1,0 +1,192 @@
+// wanbatch tool sample: the whole sampling loop from HDF5 inputs (noise or a seed, the prompt's
+// and negative prompt's text-encoder outputs) to the final latents (DESIGN.md "Command line").
+#include <chrono>
+#include <sstream>
+
+#include "app/commands.h"
+#include "app/tool_inputs.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "io/hdf5_file.h"
+#include "model/sampling/latent_shape.h"
+#include "model/sampling/philox_noise.h"
+#include "model/sampling/sampler.h"
+#include "model/wan/dit_loader.h"
+#include "version.h"
+
+namespace wanbatch::app {
+namespace {
+
+using core::Tensor;
+namespace sampling = model::sampling;
+
+// "G" or "G,G_high".
+std::pair<double, std::optional<double>> parse_guide_scales(const std::string& text) {
+  std::pair<double, std::optional<double>> scales;
+  std::istringstream in(text);
+  char comma = 0;
+  double high = 0;
+  if (!(in >> scales.first) || (in >> comma && (comma != ',' || !(in >> high)))) {
+    throw make_error("--guide-scale '", text, "': expected G or G_LOW,G_HIGH");
+  }
+  if (comma == ',') scales.second = high;
+  WB_CHECK(in.eof() || (in >> std::ws).eof(), "--guide-scale '", text,
+           "': expected G or G_LOW,G_HIGH");
+  return scales;
+}
+
+// "WxH".
+std::pair<int64_t, int64_t> parse_size(const std::string& text) {
+  const size_t x = text.find('x');
+  try {
+    size_t used_w = 0, used_h = 0;
+    const int64_t w = std::stoll(text.substr(0, x), &used_w);
+    const int64_t h = std::stoll(text.substr(x + 1), &used_h);
+    if (x != std::string::npos && used_w == x && used_h == text.size() - x - 1) return {w, h};
+  } catch (const std::exception&) {
+  }
+  throw make_error("--size '", text, "': expected WIDTHxHEIGHT, e.g. 832x480");
+}
+
+}  // namespace
+
+int tool_sample_command(const Invocation& call) {
+  CommandSpec spec;
+  spec.name = call.command;
+  spec.usage =
+      "wanbatch tool sample --low-noise W [--high-noise W2 --boundary B] [--lora L[:S]]... "
+      "[--high-noise-lora L[:S]]... --input IN.h5 --output OUT.h5 --solver unipc|dpm++|euler "
+      "--steps N --shift S --guide-scale G[,G_high]";
+  spec.summary =
+      "Runs the sampling loop. IN.h5 holds context [n,text_dim] (the prompt's text-encoder "
+      "output), context_null (the negative prompt's; needed unless every guide scale is 1), "
+      "noise [C,F,H,W] (or give --seed with --size and --frames, or --init-noise), and for I2V y "
+      "and clip. OUT.h5 gets latents [C,F,H,W] f32 and timesteps. --low-noise is the only model "
+      "of a single-model variant; with --high-noise it is Wan2.2's low-noise expert.";
+  spec.options.add_options()
+      ("low-noise", po::value<std::string>()->required(), "DiT weights (the low-noise expert)")
+      ("high-noise", po::value<std::string>(), "Wan2.2 high-noise expert weights")
+      ("boundary", po::value<double>(),
+       "switch to the low-noise expert below boundary·1000 (default 0.875, 0.9 for I2V)")
+      ("lora", po::value<std::vector<std::string>>()->composing(),
+       "LoRA merged into the (low-noise) model, PATH or PATH:STRENGTH (repeatable)")
+      ("high-noise-lora", po::value<std::vector<std::string>>()->composing(),
+       "LoRA merged into the high-noise expert (repeatable)")
+      ("lora-lenient", po::bool_switch(), "warn about LoRA keys that fit no weight, not fail")
+      ("num-heads", po::value<int64_t>(), "attention heads (default: config.json, else dim/128)")
+      ("input", po::value<std::string>()->required(), "input HDF5 file")
+      ("output", po::value<std::string>()->required(), "output HDF5 file (written atomically)")
+      ("solver", po::value<std::string>()->default_value("unipc"), "unipc, dpm++ or euler")
+      ("steps", po::value<int>()->default_value(50), "sampling steps")
+      ("shift", po::value<double>()->default_value(5.0), "flow shift")
+      ("guide-scale", po::value<std::string>()->default_value("5.0"),
+       "classifier-free guidance scale G, or G_LOW,G_HIGH for the two experts; 1 = no guidance")
+      ("seed", po::value<uint64_t>(), "noise seed, when IN.h5 has no noise")
+      ("size", po::value<std::string>(), "WIDTHxHEIGHT of the video, with --seed")
+      ("frames", po::value<int64_t>(), "frames of the video (4k+1), with --seed")
+      ("init-noise", po::value<std::string>(), "HDF5 file whose 'noise' dataset is the start");
+  const auto vm = parse_command(spec, call);
+  if (!vm) return 0;
+
+  sampling::SamplerOptions options;
+  options.solver = sampling::parse_solver((*vm)["solver"].as<std::string>());
+  options.steps = (*vm)["steps"].as<int>();
+  options.shift = (*vm)["shift"].as<double>();
+  std::tie(options.guide_scale, options.guide_scale_high) =
+      parse_guide_scales((*vm)["guide-scale"].as<std::string>());
+  sampling::make_schedule(options.solver, options.steps, options.shift);  // checks steps, shift
+  const bool two_experts = vm->count("high-noise") > 0;
+  WB_CHECK(two_experts || (!vm->count("boundary") && !vm->count("high-noise-lora")),
+           "--boundary and --high-noise-lora need --high-noise");
+
+  // Inputs first: a bad file fails before the weights load.
+  const std::string input_path = (*vm)["input"].as<std::string>();
+  const io::Hdf5Reader in = io::Hdf5Reader::open(input_path);
+  sampling::SampleConditions conditions;
+  conditions.context = read_input(in, "context", 2);
+  if (in.has("context_null")) conditions.context_null = read_input(in, "context_null", 2);
+  if (in.has("y")) conditions.y = read_input(in, "y", 4);
+  if (in.has("clip")) conditions.clip = read_input(in, "clip", 2);
+
+  model::wan::DitLoadOptions low_options;
+  if (vm->count("num-heads")) low_options.num_heads = (*vm)["num-heads"].as<int64_t>();
+  low_options.lora_lenient = (*vm)["lora-lenient"].as<bool>();
+  model::wan::DitLoadOptions high_options = low_options;
+  low_options.loras = lora_option(*vm, "lora");
+  high_options.loras = lora_option(*vm, "high-noise-lora");
+
+  const core::Context ctx = core::Context::cpu();
+  const auto load_start = std::chrono::steady_clock::now();
+  const std::string low_path = (*vm)["low-noise"].as<std::string>();
+  model::wan::WanDit low = model::wan::load_dit(low_path, ctx, low_options);
+  std::optional<model::wan::WanDit> high;
+  if (two_experts) {
+    high.emplace(model::wan::load_dit((*vm)["high-noise"].as<std::string>(), ctx, high_options));
+    WB_CHECK(high->config().in_dim == low.config().in_dim &&
+                 high->config().out_dim == low.config().out_dim,
+             "the experts do not match: high-noise ", high->config().variant, ", low-noise ",
+             low.config().variant);
+  }
+  // Wan2.2's defaults: 0.875 for T2V, 0.9 for I2V (36 input channels).
+  options.boundary = vm->count("boundary") ? (*vm)["boundary"].as<double>()
+                                           : (low.config().in_dim == 36 ? 0.9 : 0.875);
+
+  Tensor noise;
+  std::string noise_source;
+  if (vm->count("init-noise")) {
+    noise_source = (*vm)["init-noise"].as<std::string>();
+    noise = read_input(io::Hdf5Reader::open(noise_source), "noise", 4);
+  } else if (in.has("noise")) {
+    noise = read_input(in, "noise", 4);
+    noise_source = input_path;
+  } else {
+    WB_CHECK(vm->count("seed") && vm->count("size") && vm->count("frames"), input_path,
+             " has no 'noise': give --seed with --size and --frames, or --init-noise");
+    const auto [width, height] = parse_size((*vm)["size"].as<std::string>());
+    const core::Shape shape = sampling::latent_shape(low.config().out_dim, width, height,
+                                                     (*vm)["frames"].as<int64_t>());
+    noise = sampling::initial_noise((*vm)["seed"].as<uint64_t>(), shape);
+    noise_source = "philox seed " + std::to_string((*vm)["seed"].as<uint64_t>());
+  }
+  WB_CHECK(noise.dim(0) == low.config().out_dim, "noise ", core::shape_str(noise.shape()), " has ",
+           noise.dim(0), " channels; ", low.config().variant, " makes ", low.config().out_dim);
+
+  const auto run_start = std::chrono::steady_clock::now();
+  sampling::SampleResult result;
+  try {
+    result = sampling::sample(ctx, {&low, high ? &*high : nullptr}, options, noise, conditions);
+  } catch (const Error& e) {
+    throw make_error(input_path, ": ", e.what());
+  }
+  const auto end = std::chrono::steady_clock::now();
+  const auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+
+  io::Hdf5Writer out((*vm)["output"].as<std::string>());
+  out.write("latents", result.latents);
+  std::vector<float> timesteps(result.timesteps.begin(), result.timesteps.end());
+  out.write("timesteps", Tensor::from_vector(timesteps, {static_cast<int64_t>(timesteps.size())}));
+  out.attribute("solver", sampling::solver_name(options.solver));
+  out.attribute("steps", options.steps);
+  out.attribute("shift", options.shift);
+  out.attribute("guide_scale", options.guide_scale);
+  out.attribute("guide_scale_high", options.guide_scale_high.value_or(options.guide_scale));
+  out.attribute("noise", noise_source);
+  out.attribute("low_noise_weights", low_path);
+  out.attribute("model_variant", low.config().variant);
+  out.attribute("loras", describe_loras(low_options.loras));
+  if (high) {
+    out.attribute("high_noise_weights", (*vm)["high-noise"].as<std::string>());
+    out.attribute("high_noise_loras", describe_loras(high_options.loras));
+    out.attribute("boundary", options.boundary);
+  }
+  out.attribute("load_seconds", seconds(load_start, run_start));
+  out.attribute("sample_seconds", seconds(run_start, end));
+  out.attribute("wanbatch_version", std::string(WANBATCH_VERSION));
+  out.commit();
+  WB_LOG(info) << "latents " << core::shape_str(result.latents.shape()) << " written to "
+               << out.path() << " (" << options.steps << " steps in " << seconds(run_start, end)
+               << " s)";
+  return 0;
+}
+
+}  // namespace wanbatch::app
