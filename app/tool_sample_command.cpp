@@ -7,10 +7,13 @@
 #include "app/tool_inputs.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "io/checkpoint.h"
 #include "io/hdf5_file.h"
+#include "io/latents_file.h"
 #include "model/sampling/latent_shape.h"
 #include "model/sampling/philox_noise.h"
 #include "model/sampling/sampler.h"
+#include "model/wan/defaults.h"
 #include "model/wan/dit_loader.h"
 #include "version.h"
 
@@ -61,7 +64,9 @@ int tool_sample_command(const Invocation& call) {
       "Runs the sampling loop. IN.h5 holds context [n,text_dim] (the prompt's text-encoder "
       "output), context_null (the negative prompt's; needed unless every guide scale is 1), "
       "noise [C,F,H,W] (or give --seed with --size and --frames, or --init-noise), and for I2V y "
-      "and clip. OUT.h5 gets latents [C,F,H,W] f32 and timesteps. --low-noise is the only model "
+      "and clip. OUT.h5 gets latents [C,F,H,W] f32, timesteps, and attributes saying how they "
+      "were made (solver, steps, shift, guide scales, noise, weights and their fingerprints, "
+      "LoRAs, timings). Options left out take the model's official defaults. --low-noise is the only model "
       "of a single-model variant; with --high-noise it is Wan2.2's low-noise expert.";
   spec.options.add_options()
       ("low-noise", po::value<std::string>()->required(), "DiT weights (the low-noise expert)")
@@ -76,11 +81,14 @@ int tool_sample_command(const Invocation& call) {
       ("num-heads", po::value<int64_t>(), "attention heads (default: config.json, else dim/128)")
       ("input", po::value<std::string>()->required(), "input HDF5 file")
       ("output", po::value<std::string>()->required(), "output HDF5 file (written atomically)")
-      ("solver", po::value<std::string>()->default_value("unipc"), "unipc, dpm++ or euler")
-      ("steps", po::value<int>()->default_value(50), "sampling steps")
-      ("shift", po::value<double>()->default_value(5.0), "flow shift")
-      ("guide-scale", po::value<std::string>()->default_value("5.0"),
-       "classifier-free guidance scale G, or G_LOW,G_HIGH for the two experts; 1 = no guidance")
+      ("solver", po::value<std::string>(), "unipc, dpm++ or euler (default: the model's, unipc)")
+      ("steps", po::value<int>(), "sampling steps (default: the model's)")
+      ("shift", po::value<double>(), "flow shift (default: the model's)")
+      ("guide-scale", po::value<std::string>(),
+       "classifier-free guidance scale G, or G_LOW,G_HIGH for the two experts; 1 = no guidance "
+       "(default: the model's)")
+      ("lightning", po::bool_switch(),
+       "Wan2.2-Lightning defaults: euler, 4 steps, shift 5, guide scale 1 (flags still override)")
       ("seed", po::value<uint64_t>(), "noise seed, when IN.h5 has no noise")
       ("size", po::value<std::string>(), "WIDTHxHEIGHT of the video, with --seed")
       ("frames", po::value<int64_t>(), "frames of the video (4k+1), with --seed")
@@ -88,13 +96,16 @@ int tool_sample_command(const Invocation& call) {
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 
-  sampling::SamplerOptions options;
-  options.solver = sampling::parse_solver((*vm)["solver"].as<std::string>());
-  options.steps = (*vm)["steps"].as<int>();
-  options.shift = (*vm)["shift"].as<double>();
-  std::tie(options.guide_scale, options.guide_scale_high) =
-      parse_guide_scales((*vm)["guide-scale"].as<std::string>());
-  sampling::make_schedule(options.solver, options.steps, options.shift);  // checks steps, shift
+  // Explicit sampling options are checked now; the model's defaults fill the rest after loading.
+  std::optional<sampling::SolverKind> solver;
+  if (vm->count("solver")) solver = sampling::parse_solver((*vm)["solver"].as<std::string>());
+  std::pair<double, std::optional<double>> guide;
+  if (vm->count("guide-scale")) guide = parse_guide_scales((*vm)["guide-scale"].as<std::string>());
+  if (vm->count("steps") || vm->count("shift")) {
+    sampling::make_schedule(solver.value_or(sampling::SolverKind::UniPC),
+                            vm->count("steps") ? (*vm)["steps"].as<int>() : 1,
+                            vm->count("shift") ? (*vm)["shift"].as<double>() : 1.0);
+  }
   const bool two_experts = vm->count("high-noise") > 0;
   WB_CHECK(two_experts || (!vm->count("boundary") && !vm->count("high-noise-lora")),
            "--boundary and --high-noise-lora need --high-noise");
@@ -127,9 +138,25 @@ int tool_sample_command(const Invocation& call) {
              "the experts do not match: high-noise ", high->config().variant, ", low-noise ",
              low.config().variant);
   }
-  // Wan2.2's defaults: 0.875 for T2V, 0.9 for I2V (36 input channels).
-  options.boundary = vm->count("boundary") ? (*vm)["boundary"].as<double>()
-                                           : (low.config().in_dim == 36 ? 0.9 : 0.875);
+  const model::wan::GenerationDefaults defaults =
+      (*vm)["lightning"].as<bool>() ? model::wan::lightning_defaults()
+                                    : model::wan::generation_defaults(low.config(), two_experts);
+  sampling::SamplerOptions options;
+  options.solver = solver.value_or(sampling::parse_solver(defaults.solver));
+  options.steps = vm->count("steps") ? (*vm)["steps"].as<int>() : defaults.steps;
+  options.shift = vm->count("shift") ? (*vm)["shift"].as<double>() : defaults.shift;
+  if (vm->count("guide-scale")) {
+    std::tie(options.guide_scale, options.guide_scale_high) = guide;
+  } else {
+    options.guide_scale = defaults.guide_scale;
+    options.guide_scale_high = defaults.guide_scale_high;
+  }
+  // Wan2.2's boundaries: 0.875 for T2V, 0.9 for I2V.
+  options.boundary = vm->count("boundary") ? (*vm)["boundary"].as<double>() : defaults.boundary;
+  WB_LOG(info) << sampling::solver_name(options.solver) << ", " << options.steps << " steps, shift "
+               << options.shift << ", guide scale " << options.guide_scale
+               << (options.guide_scale_high ? "," + std::to_string(*options.guide_scale_high) : "")
+               << (high ? ", boundary " + std::to_string(options.boundary) : "");
 
   Tensor noise;
   std::string noise_source;
@@ -161,30 +188,38 @@ int tool_sample_command(const Invocation& call) {
   const auto end = std::chrono::steady_clock::now();
   const auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
 
-  io::Hdf5Writer out((*vm)["output"].as<std::string>());
-  out.write("latents", result.latents);
-  std::vector<float> timesteps(result.timesteps.begin(), result.timesteps.end());
-  out.write("timesteps", Tensor::from_vector(timesteps, {static_cast<int64_t>(timesteps.size())}));
-  out.attribute("solver", sampling::solver_name(options.solver));
-  out.attribute("steps", options.steps);
-  out.attribute("shift", options.shift);
-  out.attribute("guide_scale", options.guide_scale);
-  out.attribute("guide_scale_high", options.guide_scale_high.value_or(options.guide_scale));
-  out.attribute("noise", noise_source);
-  out.attribute("low_noise_weights", low_path);
-  out.attribute("model_variant", low.config().variant);
-  out.attribute("loras", describe_loras(low_options.loras));
-  if (high) {
-    out.attribute("high_noise_weights", (*vm)["high-noise"].as<std::string>());
-    out.attribute("high_noise_loras", describe_loras(high_options.loras));
-    out.attribute("boundary", options.boundary);
+  io::LatentsRecord record;
+  record.noise = noise_source;
+  if (vm->count("seed") && !vm->count("init-noise") && !in.has("noise")) {
+    record.seed = (*vm)["seed"].as<uint64_t>();
+    const auto [width, height] = parse_size((*vm)["size"].as<std::string>());
+    record.width = width;
+    record.height = height;
+    record.frames = (*vm)["frames"].as<int64_t>();
   }
-  out.attribute("load_seconds", seconds(load_start, run_start));
-  out.attribute("sample_seconds", seconds(run_start, end));
-  out.attribute("wanbatch_version", std::string(WANBATCH_VERSION));
-  out.commit();
+  record.solver = sampling::solver_name(options.solver);
+  record.steps = options.steps;
+  record.shift = options.shift;
+  record.guide_scale = options.guide_scale;
+  record.guide_scale_high = options.guide_scale_high;
+  if (high) record.boundary = options.boundary;
+  record.timesteps.assign(result.timesteps.begin(), result.timesteps.end());
+  record.model_variant = low.config().variant;
+  record.weights = low_path;
+  record.weights_fingerprint = io::Checkpoint::open(low_path).fingerprint();
+  record.loras = describe_loras(low_options.loras);
+  if (high) {
+    record.high_noise_weights = (*vm)["high-noise"].as<std::string>();
+    record.high_noise_fingerprint = io::Checkpoint::open(record.high_noise_weights).fingerprint();
+    record.high_noise_loras = describe_loras(high_options.loras);
+  }
+  record.load_seconds = seconds(load_start, run_start);
+  record.sample_seconds = seconds(run_start, end);
+  record.wanbatch_version = WANBATCH_VERSION;
+  const std::string output = (*vm)["output"].as<std::string>();
+  io::write_latents_file(output, result.latents, record);
   WB_LOG(info) << "latents " << core::shape_str(result.latents.shape()) << " written to "
-               << out.path() << " (" << options.steps << " steps in " << seconds(run_start, end)
+               << output << " (" << options.steps << " steps in " << seconds(run_start, end)
                << " s)";
   return 0;
 }

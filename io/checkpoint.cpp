@@ -1,6 +1,7 @@
 #include "io/checkpoint.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -122,6 +123,33 @@ uint64_t Checkpoint::total_bytes() const {
   uint64_t total = 0;
   for (const auto& [name, index] : owner_) total += files_[index]->info(name).bytes;
   return total;
+}
+
+std::string Checkpoint::fingerprint() const {
+  constexpr uint64_t kSample = 4096;
+  uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a 64
+  auto mix = [&hash](const void* data, size_t size) {
+    const auto* bytes = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < size; ++i) hash = (hash ^ bytes[i]) * 0x100000001b3ull;
+  };
+  std::vector<unsigned char> buffer;
+  for (const std::string& name : names()) {
+    const TensorInfo& t = info(name);
+    mix(name.data(), name.size() + 1);
+    const std::string dtype(core::dtype_name(t.dtype));
+    mix(dtype.data(), dtype.size() + 1);
+    for (int64_t d : t.shape) mix(&d, sizeof d);
+    const SafetensorsFile& file = file_of(name);
+    for (const auto& [begin, end] : {std::pair<uint64_t, uint64_t>{0, std::min(kSample, t.bytes)},
+                                     {t.bytes - std::min(kSample, t.bytes), t.bytes}}) {
+      buffer.resize(end - begin);
+      if (!buffer.empty()) file.read_range(name, begin, end, buffer.data());
+      mix(buffer.data(), buffer.size());
+    }
+  }
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(hash));
+  return text;
 }
 
 }  // namespace wanbatch::io

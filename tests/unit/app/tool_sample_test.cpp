@@ -73,6 +73,26 @@ TEST_F(ToolSample, ReproducesTheReferenceLoops) {
   }
 }
 
+TEST_F(ToolSample, LightningDefaultsAreTheEulerCase) {
+  // euler_moe_nocfg is Lightning's setting: Euler, 4 steps, shift 5, no guidance, boundary 0.875.
+  const std::string output = (dir_ / "lightning.h5").string();
+  const auto r = run_wanbatch(
+      "tool sample --lightning --num-heads 4 --low-noise " +
+      fixture("sampling_loop_low.weights.safetensors") + " --high-noise " +
+      fixture("sampling_loop_high.weights.safetensors") + " --input " +
+      write_input("euler_moe_nocfg", true, false) + " --output " + output);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto io = io::SafetensorsFile::open(fixture("sampling_loop_euler_moe_nocfg.safetensors"));
+  const auto out = io::Hdf5Reader::open(output);
+  EXPECT_TRUE(testing::matches_reference(out.read("latents").to_floats(),
+                                         io->tensor("latents").to_floats(), 2e-5));
+  EXPECT_EQ(out.attribute_string("solver"), "euler");
+  EXPECT_EQ(out.attribute_integer("steps"), 4);
+  EXPECT_EQ(out.attribute_number("boundary"), 0.875);
+  EXPECT_EQ(out.attribute_string("weights_fingerprint").value_or("").size(), 16u);
+  EXPECT_EQ(out.attribute_string("high_noise_fingerprint").value_or("").size(), 16u);
+}
+
 TEST_F(ToolSample, NoiseFromASeedIsThePhiloxNoiseAndInitNoiseReplacesIt) {
   // Euler, no guidance: no negative prompt needed. 32x32 pixels, 5 frames → [16, 2, 4, 4].
   const std::string input = write_input("euler_moe_nocfg", false, false);
@@ -97,6 +117,8 @@ TEST_F(ToolSample, NoiseFromASeedIsThePhiloxNoiseAndInitNoiseReplacesIt) {
   EXPECT_EQ(a.read("latents").shape(), (core::Shape{16, 2, 4, 4}));
   EXPECT_EQ(a.read("latents").to_floats(), b.read("latents").to_floats());
   EXPECT_EQ(a.attribute_string("noise"), "philox seed 7");
+  EXPECT_EQ(a.attribute_integer("seed"), 7);
+  EXPECT_EQ(a.attribute_integer("frames"), 5);
 }
 
 TEST_F(ToolSample, ErrorsComeBeforeComputeAndNameTheProblem) {

@@ -196,6 +196,26 @@ TEST_F(CheckpointTest, OpensShardedIndexAndFolder) {
   EXPECT_EQ(Checkpoint::open(model.string()).names().size(), 2u);  // a folder of files
 }
 
+TEST_F(CheckpointTest, FingerprintFollowsTheWeightsNotTheLayout) {
+  const std::string one = (dir_ / "one.safetensors").string();
+  write_safetensors(one, {{"a", filled({3000}, DType::F32, 1)}, {"b", filled({3}, DType::BF16, 2)}});
+  const fs::path model = dir_ / "sharded";
+  fs::create_directories(model);
+  write_safetensors((model / "m-1.safetensors").string(), {{"a", filled({3000}, DType::F32, 1)}});
+  write_safetensors((model / "m-2.safetensors").string(), {{"b", filled({3}, DType::BF16, 2)}});
+  const std::string fingerprint = Checkpoint::open(one).fingerprint();
+  EXPECT_EQ(fingerprint.size(), 16u);
+  EXPECT_EQ(Checkpoint::open(model.string()).fingerprint(), fingerprint);
+  // One changed value in the last bytes of a tensor, or another dtype, changes it.
+  Tensor changed = filled({3000}, DType::F32, 1);
+  changed.data<float>()[2999] += 1.0f;
+  const std::string other = (dir_ / "other.safetensors").string();
+  write_safetensors(other, {{"a", changed}, {"b", filled({3}, DType::BF16, 2)}});
+  EXPECT_NE(Checkpoint::open(other).fingerprint(), fingerprint);
+  write_safetensors(other, {{"a", filled({3000}, DType::F32, 1)}, {"b", filled({3}, DType::F16, 2)}});
+  EXPECT_NE(Checkpoint::open(other).fingerprint(), fingerprint);
+}
+
 TEST_F(CheckpointTest, RejectsBrokenShardedCheckpoints) {
   const fs::path model = dir_ / "model";
   fs::create_directories(model);

@@ -1,6 +1,7 @@
 // Wan DiT layout and variant detection: every preset's tensor list is detected back as the same
 // configuration and the right variant name, and incomplete or foreign checkpoints are named.
 #include "model/wan/config.h"
+#include "model/wan/defaults.h"
 
 #include <gtest/gtest.h>
 
@@ -57,6 +58,35 @@ TEST(DitConfig, ExpertFoldersNameTheExpert) {
   EXPECT_EQ(name_expert("Wan2.2 I2V-A14B expert", "low-noise"), "Wan2.2 I2V-A14B low-noise expert");
   EXPECT_EQ(name_expert("tiny T2V test model", "low-noise"), "tiny T2V test model (low-noise expert)");
   EXPECT_EQ(name_expert(ambiguous, ""), ambiguous);
+}
+
+TEST(GenerationDefaults, FollowTheOfficialConfigs) {
+  const GenerationDefaults t2v_a14b = generation_defaults(preset("wan2.2-t2v-a14b"), true);
+  EXPECT_EQ(t2v_a14b.steps, 40);
+  EXPECT_EQ(t2v_a14b.shift, 12.0);
+  EXPECT_EQ(t2v_a14b.guide_scale, 3.0);
+  EXPECT_EQ(t2v_a14b.guide_scale_high, 4.0);
+  EXPECT_EQ(t2v_a14b.boundary, 0.875);
+  const GenerationDefaults i2v_a14b = generation_defaults(preset("wan2.2-i2v-a14b"), true);
+  EXPECT_EQ(i2v_a14b.guide_scale_high, 3.5);
+  EXPECT_EQ(i2v_a14b.boundary, 0.9);
+  const GenerationDefaults ti2v = generation_defaults(preset("wan2.2-ti2v-5b"), false);
+  EXPECT_EQ(ti2v.frames, 121);
+  EXPECT_EQ(ti2v.fps, 24);
+  EXPECT_EQ(generation_defaults(preset("wan2.1-i2v-14b"), false).steps, 40);
+  const GenerationDefaults t2v_1_3b = generation_defaults(preset("wan2.1-t2v-1.3b"), false);
+  EXPECT_EQ(t2v_1_3b.steps, 50);
+  EXPECT_EQ(t2v_1_3b.guide_scale, 5.0);
+  EXPECT_FALSE(t2v_1_3b.guide_scale_high.has_value());
+  const GenerationDefaults lightning = lightning_defaults();
+  EXPECT_EQ(lightning.solver, "euler");
+  EXPECT_EQ(lightning.steps, 4);
+  EXPECT_EQ(lightning.guide_scale, 1.0);
+  // The negative prompt is shared_config.py's, byte for byte: 403 bytes of UTF-8.
+  const std::string negative = kDefaultNegativePrompt;
+  EXPECT_EQ(negative.size(), 403u);
+  EXPECT_EQ(negative.rfind("色调艳丽，过曝，", 0), 0u);
+  EXPECT_EQ(negative.substr(negative.size() - 9), "倒着走");
 }
 
 TEST(DitConfig, ReportsMissingUnexpectedAndMisshapenTensors) {
