@@ -7,7 +7,7 @@
 #include "app/commands.h"
 #include "core/error.h"
 #include "io/checkpoint.h"
-#include "model/wan/config.h"
+#include "model/wan/dit_loader.h"
 #include "model/wan/weight_layout.h"
 
 namespace wanbatch::app {
@@ -28,28 +28,19 @@ std::string human_bytes(uint64_t bytes) {
   return text;
 }
 
-// The folder holding config.json for this path (the folder itself, or a file's folder).
-std::string config_json_for(const std::string& path) {
-  const fs::path p(path);
-  const fs::path dir = fs::is_directory(p) ? p : p.parent_path();
-  return (dir / "config.json").string();
-}
-
 void report_variant(const io::Checkpoint& checkpoint, const std::string& path,
                     std::optional<int64_t> num_heads) {
-  std::map<std::string, core::Shape> shapes;
+  bool has_patch_embedding = false;
   for (const std::string& name : checkpoint.names()) {
-    shapes[model::wan::official_dit_name(name)] = checkpoint.info(name).shape;
+    has_patch_embedding |= model::wan::official_dit_name(name) == "patch_embedding.weight";
   }
-  if (!shapes.count("patch_embedding.weight")) {
+  if (!has_patch_embedding) {
     std::cout << "model: not a Wan DiT (no patch_embedding.weight)\n";
     return;
   }
-  if (!num_heads) num_heads = model::wan::read_num_heads(config_json_for(path));
   try {
-    const model::wan::DitConfig c = model::wan::detect(shapes, num_heads);
-    const std::string variant = model::wan::name_expert(c.variant, model::wan::expert_role(path));
-    std::cout << "model: Wan DiT, " << variant << ": dim " << c.dim << ", ffn " << c.ffn_dim
+    const model::wan::DitConfig c = model::wan::read_dit_config(path, num_heads);
+    std::cout << "model: Wan DiT, " << c.variant << ": dim " << c.dim << ", ffn " << c.ffn_dim
               << ", " << c.num_layers << " blocks, " << c.num_heads << " heads of "
               << c.head_dim() << ", channels " << c.in_dim << " in / " << c.out_dim
               << " out, text dim " << c.text_dim << ", freq dim " << c.freq_dim

@@ -126,21 +126,14 @@ int tool_sample_command(const Invocation& call) {
   low_options.loras = lora_option(*vm, "lora");
   high_options.loras = lora_option(*vm, "high-noise-lora");
 
-  const core::Context ctx = core::Context::cpu();
-  const auto load_start = std::chrono::steady_clock::now();
+  // The model's shape from its tensor list alone: defaults and the latent size are settled, and
+  // checked, before the weights load.
   const std::string low_path = (*vm)["low-noise"].as<std::string>();
-  model::wan::WanDit low = model::wan::load_dit(low_path, ctx, low_options);
-  std::optional<model::wan::WanDit> high;
-  if (two_experts) {
-    high.emplace(model::wan::load_dit((*vm)["high-noise"].as<std::string>(), ctx, high_options));
-    WB_CHECK(high->config().in_dim == low.config().in_dim &&
-                 high->config().out_dim == low.config().out_dim,
-             "the experts do not match: high-noise ", high->config().variant, ", low-noise ",
-             low.config().variant);
-  }
+  const model::wan::DitConfig low_config = model::wan::read_dit_config(low_path, low_options.num_heads);
+
   const model::wan::GenerationDefaults defaults =
       (*vm)["lightning"].as<bool>() ? model::wan::lightning_defaults()
-                                    : model::wan::generation_defaults(low.config(), two_experts);
+                                    : model::wan::generation_defaults(low_config, two_experts);
   sampling::SamplerOptions options;
   options.solver = solver.value_or(sampling::parse_solver(defaults.solver));
   options.steps = vm->count("steps") ? (*vm)["steps"].as<int>() : defaults.steps;
@@ -156,7 +149,13 @@ int tool_sample_command(const Invocation& call) {
   WB_LOG(info) << sampling::solver_name(options.solver) << ", " << options.steps << " steps, shift "
                << options.shift << ", guide scale " << options.guide_scale
                << (options.guide_scale_high ? "," + std::to_string(*options.guide_scale_high) : "")
-               << (high ? ", boundary " + std::to_string(options.boundary) : "");
+               << (two_experts ? ", boundary " + std::to_string(options.boundary) : "");
+
+  const bool guided = options.guide_scale != 1.0 ||
+                      (two_experts && options.guide_scale_high.value_or(options.guide_scale) != 1.0);
+  WB_CHECK(!guided || conditions.context_null.defined(), input_path,
+           " has no 'context_null', which guidance needs (the negative prompt's text-encoder "
+           "output); give it, or --guide-scale 1");
 
   Tensor noise;
   std::string noise_source;
@@ -170,14 +169,25 @@ int tool_sample_command(const Invocation& call) {
     WB_CHECK(vm->count("seed") && vm->count("size") && vm->count("frames"), input_path,
              " has no 'noise': give --seed with --size and --frames, or --init-noise");
     const auto [width, height] = parse_size((*vm)["size"].as<std::string>());
-    const core::Shape shape = sampling::latent_shape(low.config().out_dim, width, height,
+    const core::Shape shape = sampling::latent_shape(low_config.out_dim, width, height,
                                                      (*vm)["frames"].as<int64_t>());
     noise = sampling::initial_noise((*vm)["seed"].as<uint64_t>(), shape);
     noise_source = "philox seed " + std::to_string((*vm)["seed"].as<uint64_t>());
   }
-  WB_CHECK(noise.dim(0) == low.config().out_dim, "noise ", core::shape_str(noise.shape()), " has ",
-           noise.dim(0), " channels; ", low.config().variant, " makes ", low.config().out_dim);
+  WB_CHECK(noise.dim(0) == low_config.out_dim, "noise ", core::shape_str(noise.shape()), " has ",
+           noise.dim(0), " channels; ", low_config.variant, " makes ", low_config.out_dim);
 
+  const core::Context ctx = core::Context::cpu();
+  const auto load_start = std::chrono::steady_clock::now();
+  model::wan::WanDit low = model::wan::load_dit(low_path, ctx, low_options);
+  std::optional<model::wan::WanDit> high;
+  if (two_experts) {
+    high.emplace(model::wan::load_dit((*vm)["high-noise"].as<std::string>(), ctx, high_options));
+    WB_CHECK(high->config().in_dim == low.config().in_dim &&
+                 high->config().out_dim == low.config().out_dim,
+             "the experts do not match: high-noise ", high->config().variant, ", low-noise ",
+             low.config().variant);
+  }
   const auto run_start = std::chrono::steady_clock::now();
   sampling::SampleResult result;
   try {

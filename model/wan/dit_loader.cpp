@@ -21,23 +21,46 @@ WanDit::Weights read_dit_weights(const std::string& path) {
   return weights;
 }
 
-WanDit load_dit(const std::string& path, const core::Context& ctx, const DitLoadOptions& options) {
-  WanDit::Weights weights = read_dit_weights(path);
-  std::map<std::string, core::Shape> shapes;
-  for (const auto& [name, tensor] : weights) shapes[name] = tensor.shape();
-  std::optional<int64_t> num_heads = options.num_heads;
-  if (!num_heads) {
-    namespace fs = std::filesystem;
-    const fs::path dir = fs::is_directory(path) ? fs::path(path) : fs::path(path).parent_path();
-    num_heads = read_num_heads((dir / "config.json").string());
-  }
+namespace {
+
+std::optional<int64_t> heads_or_config_json(const std::string& path, std::optional<int64_t> heads) {
+  if (heads) return heads;
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::is_directory(path) ? fs::path(path) : fs::path(path).parent_path();
+  return read_num_heads((dir / "config.json").string());
+}
+
+DitConfig detect_named(const std::string& path, const std::map<std::string, core::Shape>& shapes,
+                       std::optional<int64_t> num_heads) {
   DitConfig config;
   try {
-    config = detect(shapes, num_heads);
+    config = detect(shapes, heads_or_config_json(path, num_heads));
   } catch (const Error& e) {
     throw make_error(path, ": ", e.what());
   }
   config.variant = name_expert(config.variant, expert_role(path));
+  return config;
+}
+
+}  // namespace
+
+DitConfig read_dit_config(const std::string& path, std::optional<int64_t> num_heads) {
+  const io::Checkpoint checkpoint = io::Checkpoint::open(path);
+  std::map<std::string, core::Shape> shapes;
+  for (const std::string& name : checkpoint.names()) {
+    const std::string official = official_dit_name(name);
+    // fp8-scaled checkpoints carry scales beside the weights; they are not model tensors.
+    if (is_scaled_fp8_extra(official)) continue;
+    shapes[official] = checkpoint.info(name).shape;
+  }
+  return detect_named(path, shapes, num_heads);
+}
+
+WanDit load_dit(const std::string& path, const core::Context& ctx, const DitLoadOptions& options) {
+  WanDit::Weights weights = read_dit_weights(path);
+  std::map<std::string, core::Shape> shapes;
+  for (const auto& [name, tensor] : weights) shapes[name] = tensor.shape();
+  const DitConfig config = detect_named(path, shapes, options.num_heads);
   merge_loras(weights, options.loras, options.lora_lenient);
   return WanDit(config, weights, ctx);
 }

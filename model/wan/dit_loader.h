@@ -27,6 +27,11 @@ struct DitLoadOptions {
 // ComfyUI fp8-scaled weights dequantized); throws if two tensors map to the same name.
 WanDit::Weights read_dit_weights(const std::string& path);
 
+// The configuration from the checkpoint's tensor names and shapes alone (no data is read), the
+// head count from `num_heads`, else config.json beside the weights, else dim / 128, and the
+// variant named by its expert folder. Throws naming the path.
+DitConfig read_dit_config(const std::string& path, std::optional<int64_t> num_heads = std::nullopt);
+
 // Detects the configuration, merges the LoRAs and builds the model on the context's device.
 WanDit load_dit(const std::string& path, const core::Context& ctx,
                 const DitLoadOptions& options = {});

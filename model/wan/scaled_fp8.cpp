@@ -29,6 +29,11 @@ core::Tensor dequantize(const core::Tensor& weight, const core::Tensor& scale,
 
 }  // namespace
 
+bool is_scaled_fp8_extra(const std::string& name) {
+  return name == "scaled_fp8" || ends_with(name, ".scale_input") || ends_with(name, ".input_scale") ||
+         ends_with(name, ".scale_weight") || ends_with(name, ".weight_scale");
+}
+
 void dequantize_scaled_fp8(WanDit::Weights& weights, const std::string& source) {
   std::vector<std::string> scales, drop;
   for (const auto& [name, tensor] : weights) {

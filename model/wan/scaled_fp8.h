@@ -17,4 +17,7 @@ namespace wanbatch::model::wan {
 // naming `source` and the tensor.
 void dequantize_scaled_fp8(WanDit::Weights& weights, const std::string& source);
 
+// Whether a tensor name (official form) is one of the scale or marker tensors above.
+bool is_scaled_fp8_extra(const std::string& name);
+
 }  // namespace wanbatch::model::wan
