@@ -12,6 +12,7 @@
 #include "reference_match.h"
 #include "run_wanbatch.h"
 #include "temp_dir_test.h"
+#include "fixture_path.h"
 
 namespace wanbatch {
 namespace {
@@ -19,9 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::run_wanbatch;
 
-std::string fixture(const std::string& name) {
-  return std::string(WANBATCH_FIXTURE_DIR) + "/" + name;
-}
+std::string fixture(const std::string& name) { return wanbatch::testing::fixture_path(name); }
 
 class ToolSample : public testing::TempDirTest {
  protected:

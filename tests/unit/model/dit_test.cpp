@@ -11,6 +11,7 @@
 #include "core/ops.h"
 #include "io/safetensors.h"
 #include "reference_match.h"
+#include "fixture_path.h"
 
 namespace wanbatch::model::wan {
 namespace {
@@ -18,7 +19,18 @@ namespace {
 namespace fs = std::filesystem;
 
 
-std::string fixture(const std::string& name) { return std::string(WANBATCH_FIXTURE_DIR) + "/" + name; }
+std::string fixture(const std::string& name) { return wanbatch::testing::fixture_path(name); }
+
+// The inputs a reference case's io file holds.
+DitInput read_case_input(const io::SafetensorsFile& io) {
+  DitInput input;
+  input.latent = io.tensor("latent");
+  input.timestep = io.tensor("timestep");
+  input.context = io.tensor("context");
+  if (io.contains("y")) input.y = io.tensor("y");
+  if (io.contains("clip")) input.clip = io.tensor("clip");
+  return input;
+}
 
 void expect_matches_reference(const std::string& name, bool with_lora = false) {
   const std::string weights = fixture("dit_" + name + ".weights.safetensors");
@@ -34,12 +46,7 @@ void expect_matches_reference(const std::string& name, bool with_lora = false) {
   }
   WanDit dit = load_dit(weights, ctx, options);
 
-  DitInput input;
-  input.latent = io->tensor("latent");
-  input.timestep = io->tensor("timestep");
-  input.context = io->tensor("context");
-  if (io->contains("y")) input.y = io->tensor("y");
-  if (io->contains("clip")) input.clip = io->tensor("clip");
+  const DitInput input = read_case_input(*io);
   const core::Tensor expected = io->tensor("velocity");
   core::Tensor velocity = core::Tensor::empty(expected.shape(), core::DType::F32);
   dit.forward(ctx, input, velocity);
@@ -71,12 +78,7 @@ void expect_batch_matches_single_passes(const std::string& name) {
   const core::Context ctx = core::Context::cpu();
   WanDit dit = load_dit(fixture("dit_" + name + ".weights.safetensors"), ctx,
                         DitLoadOptions::with_num_heads(std::stoll(io->metadata().at("num_heads"))));
-  DitInput input;
-  input.latent = io->tensor("latent");
-  input.timestep = io->tensor("timestep");
-  input.context = io->tensor("context");
-  if (io->contains("y")) input.y = io->tensor("y");
-  if (io->contains("clip")) input.clip = io->tensor("clip");
+  const DitInput input = read_case_input(*io);
   const core::Shape shape = io->tensor("velocity").shape();
   // A second context of another length: the first rows of the first, scaled.
   core::Tensor other = input.context.slice(0, (input.context.dim(0) + 1) / 2).clone();

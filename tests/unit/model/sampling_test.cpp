@@ -14,15 +14,14 @@
 #include "model/sampling/solver.h"
 #include "model/wan/dit_loader.h"
 #include "reference_match.h"
+#include "fixture_path.h"
 
 namespace wanbatch::model::sampling {
 namespace {
 
 using core::Tensor;
 
-std::string fixture(const std::string& name) {
-  return std::string(WANBATCH_FIXTURE_DIR) + "/" + name;
-}
+std::string fixture(const std::string& name) { return wanbatch::testing::fixture_path(name); }
 
 nlohmann::json cases(const io::SafetensorsFile& file) {
   return nlohmann::json::parse(file.metadata().at("cases"));
