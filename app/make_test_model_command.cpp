@@ -4,6 +4,8 @@
 #include "app/commands.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "io/hdf5_file.h"
+#include "model/sampling/philox_noise.h"
 #include "model/wan/test_model.h"
 
 namespace wanbatch::app {
@@ -23,7 +25,10 @@ int make_test_model_command(const Invocation& call) {
       ("output", po::value<std::string>()->required(), "folder to write")
       ("seed", po::value<uint64_t>()->default_value(0), "random seed")
       ("dtype", po::value<std::string>()->default_value("bf16"), "f32, bf16 or f16")
-      ("shard-gb", po::value<double>()->default_value(4.0), "largest shard size in GiB");
+      ("shard-gb", po::value<double>()->default_value(4.0), "largest shard size in GiB")
+      ("text-inputs", po::value<std::string>(),
+       "also write this HDF5 file with random 'context' [7, text_dim] and 'context_null' "
+       "[5, text_dim], stand-ins for text-encoder outputs (for tool dit / tool sample demos)");
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 
@@ -41,6 +46,16 @@ int make_test_model_command(const Invocation& call) {
     std::cout << dir << "\n";
   }
   WB_LOG(info) << "test model '" << options.variant << "' written to " << options.output_dir;
+  if (vm->count("text-inputs")) {
+    const int64_t text_dim = model::wan::preset(options.variant).text_dim;
+    const std::string path = (*vm)["text-inputs"].as<std::string>();
+    io::Hdf5Writer out(path);
+    out.write("context", model::sampling::initial_noise(options.seed + 100, {7, text_dim}));
+    out.write("context_null", model::sampling::initial_noise(options.seed + 101, {5, text_dim}));
+    out.attribute("note", "random stand-ins for text-encoder outputs (wanbatch make-test-model)");
+    out.commit();
+    std::cout << path << "\n";
+  }
   return 0;
 }
 

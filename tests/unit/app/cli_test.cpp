@@ -69,6 +69,28 @@ TEST_F(Cli, MakesAndInspectsATinyModel) {
   EXPECT_NE(r.output.find("4 heads"), std::string::npos) << r.output;
 }
 
+TEST_F(Cli, TestModelWithTextInputsSamplesToLatents) {
+  const fs::path model = dir_ / "ti2v";
+  const fs::path text = dir_ / "text.h5";
+  Result r = run("make-test-model --variant tiny-ti2v --output " + model.string() +
+                 " --text-inputs " + text.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_TRUE(fs::exists(text));
+  // TI2V-5B's defaults (UniPC, 50 steps) cut to 3 steps; its 48-channel latent needs sizes in
+  // multiples of 32.
+  const fs::path latents = dir_ / "latents.h5";
+  r = run("tool sample --low-noise " + model.string() + " --input " + text.string() +
+          " --seed 3 --size 64x32 --frames 5 --steps 3 --output " + latents.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("step 3/3"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(latents));
+  r = run("tool sample --low-noise " + model.string() + " --input " + text.string() +
+          " --seed 3 --size 48x32 --frames 5 --steps 3 --output " + latents.string());
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("width 48 is not a positive multiple of 32"), std::string::npos)
+      << r.output;
+}
+
 TEST_F(Cli, ShardedTwoExpertModelHasIndexAndBothExperts) {
   const fs::path model = dir_ / "moe";
   Result r = run("make-test-model --variant tiny-t2v-a14b --shard-gb 0.0001 --output " +
