@@ -11,5 +11,8 @@ int make_test_model_command(const Invocation& call);
 int tool_command(const Invocation& call);
 int tool_dit_command(const Invocation& call);
 int tool_sample_command(const Invocation& call);
+int tool_vae_decode_command(const Invocation& call);
+int tool_vae_encode_command(const Invocation& call);
+int decode_command(const Invocation& call);
 
 }  // namespace wanbatch::app

@@ -18,6 +18,7 @@ struct CommandEntry {
 
 const std::map<std::string, CommandEntry>& commands() {
   static const std::map<std::string, CommandEntry> table = {
+      {"decode", {"saved latents (ITEM.h5) to a video with a Wan VAE", decode_command}},
       {"inspect", {"what a weight file or model folder holds: tensors, dtypes, shapes, bytes, "
                    "the detected Wan variant", inspect_command}},
       {"make-test-model", {"write random weights in the official layout (tiny presets for tests "

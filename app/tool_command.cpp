@@ -21,6 +21,8 @@ const std::map<std::string, ToolEntry>& tools() {
                tool_dit_command}},
       {"sample", {"the sampling loop: noise, context, context_null -> latents",
                   tool_sample_command}},
+      {"vae-decode", {"a Wan VAE decode: latents -> frames", tool_vae_decode_command}},
+      {"vae-encode", {"a Wan VAE encode: video -> latents", tool_vae_encode_command}},
   };
   return table;
 }

@@ -53,6 +53,20 @@ void check_modulation(const char* op, const char* what, const Tensor& x, const T
            " (expected [D], [1, D] or [L, D])");
 }
 
+// A dimension index, negative counting from the end, checked against the tensor.
+int checked_dim(const char* op, const Tensor& x, int dim) {
+  const int n = x.ndim();
+  const int d = dim < 0 ? dim + n : dim;
+  WB_CHECK(d >= 0 && d < n, op, ": dimension ", dim, " out of range for ", x.describe());
+  return d;
+}
+
+// [C] per-channel parameter for x [C, ...].
+void check_channel_vector(const char* op, const char* what, const Tensor& x, const Tensor& p) {
+  WB_CHECK(p.ndim() == 1 && p.dim(0) == x.dim(0), op, ": ", what, " ", p.describe(),
+           " must be [C] for x ", x.describe());
+}
+
 }  // namespace
 
 void cast(const Context& ctx, const Tensor& x, Tensor& out) {
@@ -299,6 +313,103 @@ void rope_3d(const Context& ctx, const Tensor& x, const RopeGrid& grid, int64_t 
            " exceeds the 1024 positions of the RoPE table");
   if (ctx.device().is_cuda()) no_cuda_kernel("rope_3d");
   cpu::rope_3d(x, grid, token_offset, out);
+}
+
+void rms_norm_channels(const Context& ctx, const Tensor& x, const Tensor& gamma, const Tensor& bias,
+                       Tensor& out) {
+  check_devices("rms_norm_channels", ctx, {&x, &gamma, &bias, &out});
+  check_floating("rms_norm_channels", {&x, &gamma, &bias, &out});
+  WB_CHECK(x.ndim() >= 1, "rms_norm_channels: x must be [C, ...], got ", x.describe());
+  check_same_shape("rms_norm_channels", x, out);
+  WB_CHECK(gamma.defined(), "rms_norm_channels: gamma is undefined");
+  check_channel_vector("rms_norm_channels", "gamma", x, gamma);
+  if (bias.defined()) check_channel_vector("rms_norm_channels", "bias", x, bias);
+  if (ctx.device().is_cuda()) no_cuda_kernel("rms_norm_channels");
+  cpu::rms_norm_channels(x, gamma, bias, out);
+}
+
+void channel_affine(const Context& ctx, const Tensor& x, const Tensor& scale, const Tensor& shift,
+                    Tensor& out) {
+  check_devices("channel_affine", ctx, {&x, &scale, &shift, &out});
+  check_floating("channel_affine", {&x, &scale, &shift, &out});
+  WB_CHECK(x.ndim() >= 1, "channel_affine: x must be [C, ...], got ", x.describe());
+  check_same_shape("channel_affine", x, out);
+  WB_CHECK(scale.defined() && shift.defined(), "channel_affine: scale and shift are required");
+  check_channel_vector("channel_affine", "scale", x, scale);
+  check_channel_vector("channel_affine", "shift", x, shift);
+  if (ctx.device().is_cuda()) no_cuda_kernel("channel_affine");
+  cpu::channel_affine(x, scale, shift, out);
+}
+
+void clamp(const Context& ctx, const Tensor& x, float lo, float hi, Tensor& out) {
+  check_devices("clamp", ctx, {&x, &out});
+  check_floating("clamp", {&x, &out});
+  check_same_shape("clamp", x, out);
+  WB_CHECK(lo <= hi, "clamp: lower bound ", lo, " above upper bound ", hi);
+  if (ctx.device().is_cuda()) no_cuda_kernel("clamp");
+  cpu::clamp(x, lo, hi, out);
+}
+
+void copy_slice(const Context& ctx, const Tensor& src, int dim, int64_t src_begin, Tensor& dst,
+                int64_t dst_begin, int64_t count) {
+  check_devices("copy_slice", ctx, {&src, &dst});
+  WB_CHECK(src.dtype() == dst.dtype(), "copy_slice: dtypes differ: ", src.describe(), " and ",
+           dst.describe());
+  WB_CHECK(src.ndim() == dst.ndim(), "copy_slice: ", src.describe(), " and ", dst.describe(),
+           " differ in rank");
+  const int d = checked_dim("copy_slice", src, dim);
+  for (int i = 0; i < src.ndim(); ++i) {
+    WB_CHECK(i == d || src.dim(i) == dst.dim(i), "copy_slice: ", src.describe(), " and ",
+             dst.describe(), " differ outside dimension ", d);
+  }
+  WB_CHECK(count >= 0 && src_begin >= 0 && dst_begin >= 0 && src_begin + count <= src.dim(d) &&
+               dst_begin + count <= dst.dim(d),
+           "copy_slice: ", count, " entries from ", src_begin, " of ", src.describe(), " to ",
+           dst_begin, " of ", dst.describe(), " along dimension ", d, " run past the end");
+  if (ctx.device().is_cuda()) no_cuda_kernel("copy_slice");
+  cpu::copy_slice(src, d, src_begin, dst, dst_begin, count);
+}
+
+void repeat_interleave(const Context& ctx, const Tensor& x, int dim, Tensor& out) {
+  check_devices("repeat_interleave", ctx, {&x, &out});
+  WB_CHECK(x.dtype() == out.dtype(), "repeat_interleave: dtypes differ: ", x.describe(), " and ",
+           out.describe());
+  WB_CHECK(x.ndim() == out.ndim(), "repeat_interleave: ", x.describe(), " and ", out.describe(),
+           " differ in rank");
+  const int d = checked_dim("repeat_interleave", x, dim);
+  bool ok = x.dim(d) > 0 && out.dim(d) % x.dim(d) == 0;
+  for (int i = 0; i < x.ndim(); ++i) ok = ok && (i == d || x.dim(i) == out.dim(i));
+  WB_CHECK(ok, "repeat_interleave: output ", out.describe(), " is not ", x.describe(),
+           " repeated along dimension ", d);
+  if (ctx.device().is_cuda()) no_cuda_kernel("repeat_interleave");
+  cpu::repeat_interleave(x, d, out);
+}
+
+void mean_dim(const Context& ctx, const Tensor& x, int dim, Tensor& out) {
+  check_devices("mean_dim", ctx, {&x, &out});
+  check_floating("mean_dim", {&x, &out});
+  const int d = checked_dim("mean_dim", x, dim);
+  Shape expected = x.shape();
+  expected.erase(expected.begin() + d);
+  WB_CHECK(out.shape() == expected, "mean_dim: output ", out.describe(), ", expected ",
+           shape_str(expected));
+  WB_CHECK(x.dim(d) > 0, "mean_dim: mean over an empty dimension of ", x.describe());
+  if (ctx.device().is_cuda()) no_cuda_kernel("mean_dim");
+  cpu::mean_dim(x, d, out);
+}
+
+void upsample_nearest_2x(const Context& ctx, const Tensor& x, Tensor& out) {
+  check_devices("upsample_nearest_2x", ctx, {&x, &out});
+  check_floating("upsample_nearest_2x", {&x, &out});
+  WB_CHECK(x.ndim() >= 2, "upsample_nearest_2x: x must have at least 2 dimensions, got ",
+           x.describe());
+  Shape expected = x.shape();
+  expected[expected.size() - 2] *= 2;
+  expected.back() *= 2;
+  WB_CHECK(out.shape() == expected, "upsample_nearest_2x: output ", out.describe(), ", expected ",
+           shape_str(expected));
+  if (ctx.device().is_cuda()) no_cuda_kernel("upsample_nearest_2x");
+  cpu::upsample_nearest_2x(x, out);
 }
 
 Shape conv3d_output_shape(const Shape& x, const Shape& weight, const Conv3dParams& params) {

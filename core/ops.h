@@ -86,6 +86,33 @@ struct RopeGrid {
 void rope_3d(const Context& ctx, const Tensor& x, const RopeGrid& grid, int64_t token_offset,
              Tensor& out);
 
+// Wan VAE's RMS_norm (channel first, wan-spec "VAEs"): x [C, ...] is normalised over its first
+// dimension at every position p: out[c, p] = x[c, p] / max(‖x[:, p]‖₂, 1e-12) · sqrt(C) · gamma[c]
+// (+ bias[c]), i.e. F.normalize's eps, then the sqrt(C) scale. gamma [C]; bias [C] or undefined.
+void rms_norm_channels(const Context& ctx, const Tensor& x, const Tensor& gamma, const Tensor& bias,
+                       Tensor& out);
+// out[c, ...] = x[c, ...] · scale[c] + shift[c] for x [C, ...] and scale, shift [C] (per-channel
+// affine, as the VAE latent normalisation). out may alias x.
+void channel_affine(const Context& ctx, const Tensor& x, const Tensor& scale, const Tensor& shift,
+                    Tensor& out);
+// out = min(max(x, lo), hi). out may alias x.
+void clamp(const Context& ctx, const Tensor& x, float lo, float hi, Tensor& out);
+
+// Copies `count` entries along dimension `dim` of src, from src_begin on, into dst from dst_begin
+// on; every other dimension of src and dst must be equal and the dtypes the same. Concatenating,
+// narrowing and writing one time range of a video are all this op. src and dst must not overlap.
+void copy_slice(const Context& ctx, const Tensor& src, int dim, int64_t src_begin, Tensor& dst,
+                int64_t dst_begin, int64_t count);
+// out = x with every entry along `dim` repeated r = out.dim(dim) / x.dim(dim) times in a row
+// (torch.repeat_interleave): out[.., i, ..] = x[.., i / r, ..]. Any dtype (elements are moved).
+void repeat_interleave(const Context& ctx, const Tensor& x, int dim, Tensor& out);
+// out = the mean of x over dimension `dim`; out has x's shape without that dimension. Summed in
+// double.
+void mean_dim(const Context& ctx, const Tensor& x, int dim, Tensor& out);
+// Nearest-neighbour 2× upsampling of the last two dimensions: out[..., y, x] = x[..., y/2, x/2]
+// (PyTorch's 'nearest' and 'nearest-exact' modes agree at scale 2).
+void upsample_nearest_2x(const Context& ctx, const Tensor& x, Tensor& out);
+
 // 3-D convolution with zero padding given per side, so causal (past-only) padding is expressible.
 // x [C, T, H, W] or [N, C, T, H, W]; weight [O, C, kt, kh, kw]; bias [O] or undefined;
 // out [(N,) O, T', H', W'] with T' = (T + pad_t0 + pad_t1 − kt) / stride_t + 1, and so on.

@@ -85,6 +85,23 @@ void mul(const Tensor& a, const Tensor& b, Tensor& out) {
   binary(a, b, out, [](float u, float v) { return u * v; });
 }
 
+void clamp(const Tensor& x, float lo, float hi, Tensor& out) {
+  unary(x, out, [lo, hi](float v) { return std::min(std::max(v, lo), hi); });
+}
+
+void channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift, Tensor& out) {
+  FloatIn xin(x), scale_in(scale), shift_in(shift);
+  FloatOut o(out);
+  const int64_t channels = x.dim(0), plane = channels ? x.numel() / channels : 0;
+  for (int64_t c = 0; c < channels; ++c) {
+    const float a = scale_in.get()[c], b = shift_in.get()[c];
+    const float* src = xin.get() + c * plane;
+    float* dst = o.get() + c * plane;
+    for (int64_t i = 0; i < plane; ++i) dst[i] = src[i] * a + b;
+  }
+  o.commit();
+}
+
 void softmax(const Tensor& x, Tensor& out) {
   FloatIn xin(x);
   FloatOut o(out);

@@ -29,6 +29,14 @@ void gated_residual(const Tensor& x, const Tensor& y, const Tensor& gate, Tensor
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
                const ops::AttentionOptions& options);
 void rope_3d(const Tensor& x, const ops::RopeGrid& grid, int64_t token_offset, Tensor& out);
+void rms_norm_channels(const Tensor& x, const Tensor& gamma, const Tensor& bias, Tensor& out);
+void channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift, Tensor& out);
+void clamp(const Tensor& x, float lo, float hi, Tensor& out);
+void copy_slice(const Tensor& src, int dim, int64_t src_begin, Tensor& dst, int64_t dst_begin,
+                int64_t count);
+void repeat_interleave(const Tensor& x, int dim, Tensor& out);
+void mean_dim(const Tensor& x, int dim, Tensor& out);
+void upsample_nearest_2x(const Tensor& x, Tensor& out);
 void conv3d(const Tensor& x, const Tensor& weight, const Tensor& bias,
             const ops::Conv3dParams& params, Tensor& out);
 

@@ -1,6 +1,8 @@
 // Normalisations over the last dimension, and the Wan fusions built on them. Statistics are
 // accumulated in double so the CPU backend is a tight fp32 reference.
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/cpu/float_buffers.h"
 #include "core/cpu/kernels.h"
@@ -63,6 +65,32 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
       float v = static_cast<float>(row[j] * inv_rms);
       if (win.get()) v *= win.get()[j];
       dst[j] = v;
+    }
+  }
+  o.commit();
+}
+
+// Channel-first: the sum of squares over C is accumulated for all positions at once, walking each
+// channel's contiguous plane, then every element is scaled by sqrt(C) / max(‖x[:, p]‖, 1e-12).
+void rms_norm_channels(const Tensor& x, const Tensor& gamma, const Tensor& bias, Tensor& out) {
+  FloatIn xin(x), gin(gamma), bin(bias);
+  FloatOut o(out);
+  const int64_t channels = x.dim(0), positions = channels ? x.numel() / channels : 0;
+  constexpr double kNormEps = 1e-12;  // F.normalize's default
+  std::vector<double> factor(static_cast<size_t>(positions), 0.0);
+  for (int64_t c = 0; c < channels; ++c) {
+    const float* plane = xin.get() + c * positions;
+    for (int64_t p = 0; p < positions; ++p) factor[p] += static_cast<double>(plane[p]) * plane[p];
+  }
+  const double root_c = std::sqrt(static_cast<double>(channels));
+  for (double& f : factor) f = root_c / std::max(std::sqrt(f), kNormEps);
+  for (int64_t c = 0; c < channels; ++c) {
+    const float* plane = xin.get() + c * positions;
+    float* dst = o.get() + c * positions;
+    const double g = gin.get()[c];
+    const float b = bin.get() ? bin.get()[c] : 0.0f;
+    for (int64_t p = 0; p < positions; ++p) {
+      dst[p] = static_cast<float>(plane[p] * factor[p] * g) + b;
     }
   }
   o.commit();
