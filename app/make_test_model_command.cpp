@@ -7,6 +7,7 @@
 #include "io/hdf5_file.h"
 #include "model/sampling/philox_noise.h"
 #include "model/wan/test_model.h"
+#include "model/wan/test_vae.h"
 
 namespace wanbatch::app {
 
@@ -28,7 +29,10 @@ int make_test_model_command(const Invocation& call) {
       ("shard-gb", po::value<double>()->default_value(4.0), "largest shard size in GiB")
       ("text-inputs", po::value<std::string>(),
        "also write this HDF5 file with random 'context' [7, text_dim] and 'context_null' "
-       "[5, text_dim], stand-ins for text-encoder outputs (for tool dit / tool sample demos)");
+       "[5, text_dim], stand-ins for text-encoder outputs (for tool dit / tool sample demos)")
+      ("vae", po::value<std::string>(),
+       "also write random weights of the VAE that goes with the model to this .safetensors file "
+       "(Wan2.1's for 16 latent channels, Wan2.2's for 48; tiny widths for tiny presets)");
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 
@@ -55,6 +59,21 @@ int make_test_model_command(const Invocation& call) {
     out.attribute("note", "random stand-ins for text-encoder outputs (wanbatch make-test-model)");
     out.commit();
     std::cout << path << "\n";
+  }
+  if (vm->count("vae")) {
+    const model::wan::DitConfig config = model::wan::preset(options.variant);
+    const auto kind = config.out_dim == 48 ? model::wan::VaeConfig::Kind::Wan22
+                                           : model::wan::VaeConfig::Kind::Wan21;
+    const std::string path = (*vm)["vae"].as<std::string>();
+    const bool tiny = options.variant.rfind("tiny-", 0) == 0;
+    if (tiny) {
+      model::wan::write_test_vae(model::wan::tiny_vae_config(kind), path, options.seed + 200);
+    } else {
+      model::wan::write_test_vae(kind, path, options.seed + 200);
+    }
+    std::cout << path << "\n";
+    WB_LOG(info) << (tiny ? "tiny " : "") << model::wan::vae_kind_name(kind) << " written to "
+                 << path;
   }
   return 0;
 }

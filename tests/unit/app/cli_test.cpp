@@ -69,13 +69,15 @@ TEST_F(Cli, MakesAndInspectsATinyModel) {
   EXPECT_NE(r.output.find("4 heads"), std::string::npos) << r.output;
 }
 
-TEST_F(Cli, TestModelWithTextInputsSamplesToLatents) {
+TEST_F(Cli, TestModelWithTextInputsAndVaeSamplesAndDecodes) {
   const fs::path model = dir_ / "ti2v";
   const fs::path text = dir_ / "text.h5";
+  const fs::path vae = dir_ / "vae.safetensors";
   Result r = run("make-test-model --variant tiny-ti2v --output " + model.string() +
-                 " --text-inputs " + text.string());
+                 " --text-inputs " + text.string() + " --vae " + vae.string());
   ASSERT_EQ(r.status, 0) << r.output;
   ASSERT_TRUE(fs::exists(text));
+  EXPECT_NE(r.output.find("tiny Wan2.2 VAE"), std::string::npos) << r.output;
   // TI2V-5B's defaults (UniPC, 50 steps) cut to 3 steps; its 48-channel latent needs sizes in
   // multiples of 32.
   const fs::path latents = dir_ / "latents.h5";
@@ -84,6 +86,12 @@ TEST_F(Cli, TestModelWithTextInputsSamplesToLatents) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("step 3/3"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(latents));
+  // The VAE that goes with TI2V-5B (48 channels, stride 16) decodes them: 5 frames of 64x32.
+  const fs::path frames = dir_ / "frames.h5";
+  r = run("tool vae-decode --vae " + vae.string() + " --input " + latents.string() + " --output " +
+          frames.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("frames [3, 5, 32, 64]"), std::string::npos) << r.output;
   r = run("tool sample --low-noise " + model.string() + " --input " + text.string() +
           " --seed 3 --size 48x32 --frames 5 --steps 3 --output " + latents.string());
   EXPECT_NE(r.status, 0);
