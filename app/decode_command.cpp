@@ -25,8 +25,8 @@ int decode_command(const Invocation& call) {
       ("output", po::value<std::string>()->required(), "video file to write (.mp4)")
       ("fps", po::value<int>(),
        "frames per second (default: the file's fps, else 16 for Wan2.1's VAE, 24 for Wan2.2's)")
-      ("crf", po::value<int>(), "x264 constant rate factor (lower is better; default see --help)")
-      ("preset", po::value<std::string>(), "x264 preset (ultrafast ... veryslow)")
+      ("crf", po::value<int>(), "x264 constant rate factor, 0-51, lower is better (default 10, as the official save_video)")
+      ("preset", po::value<std::string>(), "x264 preset, ultrafast ... veryslow (default medium)")
       ("save-frames", po::value<std::string>(), "also write every frame as a PNG into this folder");
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
