@@ -39,7 +39,9 @@ SampleResult sample(const core::Context& ctx, const Experts& experts, const Samp
   Tensor& x = result.latents;
   Tensor cond = Tensor::empty(x.shape(), core::DType::F32, ctx.device());
   Tensor uncond = Tensor::empty(x.shape(), core::DType::F32, ctx.device());
-  Tensor timestep = Tensor::empty({1}, core::DType::F32);
+  // The step's timestep: written on the host, copied into a buffer on the model's device.
+  Tensor timestep_host = Tensor::empty({1}, core::DType::F32);
+  Tensor timestep = Tensor::empty({1}, core::DType::F32, ctx.device());
   // text2video.py compares t with boundary · num_train_timesteps.
   const double boundary = options.boundary * 1000;
 
@@ -49,10 +51,11 @@ SampleResult sample(const core::Context& ctx, const Experts& experts, const Samp
     const bool high = experts.high != nullptr && t >= boundary;
     wan::WanDit& model = high ? *experts.high : *experts.low;
     const double guide = high ? guide_high : options.guide_scale;
-    timestep.data<float>()[0] = static_cast<float>(t);
+    timestep_host.data<float>()[0] = static_cast<float>(t);
+    timestep.copy_from(timestep_host);
     wan::DitInput input;
     input.latent = x;
-    input.timestep = timestep.to(ctx.device());
+    input.timestep = timestep;
     input.y = conditions.y;
     input.clip = conditions.clip;
     if (guide == 1.0) {

@@ -322,7 +322,8 @@ void WanDit::forward(const core::Context& ctx, const DitInput& input,
   ops::linear(ctx, patches, patch_weight_, patch_bias_, first);
   for (int64_t i = 1; i < batch; ++i) b.x.slice(i * tokens, (i + 1) * tokens).copy_from(first);
 
-  embed_time(ctx, input.timestep.to(DType::F32));
+  embed_time(ctx, input.timestep.dtype() == DType::F32 ? input.timestep
+                                                      : input.timestep.to(DType::F32));
   embed_context(ctx, contexts, input.clip);
   for (const Block& block : blocks_) run_block(ctx, block, grid);
 
