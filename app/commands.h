@@ -10,6 +10,7 @@ int inspect_command(const Invocation& call);
 int make_test_model_command(const Invocation& call);
 int tool_command(const Invocation& call);
 int tool_dit_command(const Invocation& call);
+int tool_encode_text_command(const Invocation& call);
 int tool_sample_command(const Invocation& call);
 int tool_vae_decode_command(const Invocation& call);
 int tool_vae_encode_command(const Invocation& call);

@@ -3,7 +3,8 @@
 The format (https://huggingface.co/docs/safetensors): an 8-byte little-endian header length, a
 JSON header {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}
 padded with spaces, then the tensors' little-endian bytes back to back. F32 and BF16 are written;
-BF16 is float32 rounded to nearest, ties to even, keeping the upper 16 bits.
+BF16 is float32 rounded to nearest, ties to even, keeping the upper 16 bits. Integer tensors
+(I64, I32) are written and read as well (read back as int64 arrays).
 """
 
 import json
@@ -25,16 +26,21 @@ def bf16_round(values):
     return (bf16_bits(values).astype(np.uint32) << 16).view(np.float32)
 
 
+_INT_DTYPES = {"I64": "<i8", "I32": "<i4"}
+
+
 def _encode(arr, dtype):
     if dtype == "F32":
         return np.ascontiguousarray(np.asarray(arr, dtype="<f4")).tobytes()
     if dtype == "BF16":
         return np.ascontiguousarray(bf16_bits(arr).astype("<u2")).tobytes()
+    if dtype in _INT_DTYPES:
+        return np.ascontiguousarray(np.asarray(arr).astype(_INT_DTYPES[dtype])).tobytes()
     raise ValueError(f"unsupported dtype {dtype}")
 
 
 def write_safetensors(path, tensors, metadata=None, dtypes=None):
-    """tensors: {name: array} in file order; dtypes: {name: "F32"|"BF16"} (default F32).
+    """tensors: {name: array} in file order; dtypes: {name: "F32"|"BF16"|"I64"|"I32"} (default F32).
 
     Written to a temporary file and renamed, so a half-written file is never left behind."""
     dtypes = dtypes or {}
@@ -60,7 +66,9 @@ def write_safetensors(path, tensors, metadata=None, dtypes=None):
 
 
 def read_safetensors(path):
-    """-> ({name: float32 array}, metadata dict, {name: dtype}); F32 and BF16 only."""
+    """-> ({name: array}, metadata dict, {name: dtype}).
+
+    F32 and BF16 are read as float32 arrays, I64 and I32 as int64 arrays."""
     with open(path, "rb") as f:
         raw = f.read()
     (n,) = struct.unpack("<Q", raw[:8])
@@ -75,6 +83,8 @@ def read_safetensors(path):
             arr = np.frombuffer(chunk, dtype="<f4").astype(np.float32)
         elif info["dtype"] == "BF16":
             arr = (np.frombuffer(chunk, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+        elif info["dtype"] in _INT_DTYPES:
+            arr = np.frombuffer(chunk, dtype=_INT_DTYPES[info["dtype"]]).astype(np.int64)
         else:
             raise ValueError(f"{path}: {name}: unsupported dtype {info['dtype']}")
         tensors[name] = arr.reshape(info["shape"])
