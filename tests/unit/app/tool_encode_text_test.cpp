@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sentencepiece_trainer.h>
 
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
@@ -11,6 +12,7 @@
 #include "io/hdf5_file.h"
 #include "io/safetensors.h"
 #include "io/t5_tokenizer.h"
+#include "model/wan/defaults.h"
 #include "model/wan/t5_loader.h"
 #include "reference_match.h"
 #include "run_wanbatch.h"
@@ -95,6 +97,37 @@ TEST_F(ToolEncodeText, TruncatesToTextLen) {
   EXPECT_EQ(in.shape("ids"), (core::Shape{3}));
   EXPECT_EQ(in.read("ids").data<int64_t>()[2], 1);
   EXPECT_EQ(in.shape("context"), (core::Shape{3, 8}));
+}
+
+// With a negative prompt the file is a `tool sample` input; the cache serves texts seen before.
+TEST_F(ToolEncodeText, NegativePromptAndEmbeddingCache) {
+  const std::string cache = (dir_ / "cache").string();
+  const std::string command = "tool encode-text --t5 " + weights_ + " --tokenizer " + tokenizer_ +
+                              " --text-len 12 --prompt 'a cat sits' --negative-prompt 'the dog'" +
+                              " --embedding-cache " + cache + " --output ";
+  const std::string first = (dir_ / "first.h5").string(), second = (dir_ / "second.h5").string();
+  auto r = run_wanbatch(command + first);
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run_wanbatch(command + second);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const io::Hdf5Reader a = io::Hdf5Reader::open(first), b = io::Hdf5Reader::open(second);
+  EXPECT_EQ(a.attribute_integer("cache_hits"), 0);
+  EXPECT_EQ(b.attribute_integer("cache_hits"), 2);
+  EXPECT_EQ(a.attribute_string("negative_prompt"), "the dog");
+  for (const char* name : {"context", "context_null", "ids", "ids_null"}) {
+    EXPECT_EQ(a.read(name).shape(), b.read(name).shape()) << name;
+    EXPECT_EQ(a.read(name).to_floats(), b.read(name).to_floats()) << name;
+  }
+  EXPECT_NE(a.read("context").to_floats(), a.read("context_null").to_floats());
+  size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(cache)) files += entry.is_regular_file();
+  EXPECT_EQ(files, 2u);
+  // The official default negative prompt.
+  r = run_wanbatch("tool encode-text --t5 " + weights_ + " --tokenizer " + tokenizer_ +
+                   " --prompt 'a cat' --default-negative-prompt --output " + first);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(io::Hdf5Reader::open(first).attribute_string("negative_prompt"),
+            std::string(model::wan::kDefaultNegativePrompt));
 }
 
 TEST_F(ToolEncodeText, ErrorsNameTheFile) {
