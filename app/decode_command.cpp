@@ -1,6 +1,7 @@
 // wanbatch decode: saved latents (a run's ITEM.h5, or tool sample's output) to a video.
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include "app/commands.h"
 #include "core/error.h"
@@ -10,6 +11,27 @@
 #include "model/wan/vae_loader.h"
 
 namespace wanbatch::app {
+namespace {
+
+// --vae-tile, --vae-tile-size, --vae-tile-overlap: tiling for this VAE, or none when all three
+// are absent.
+std::optional<model::wan::VaeTiling> vae_tiling_option(const po::variables_map& vm,
+                                                       const model::wan::WanVae& vae) {
+  if (!vm["vae-tile"].as<bool>() && !vm.count("vae-tile-size") && !vm.count("vae-tile-overlap")) {
+    return std::nullopt;
+  }
+  auto pixels = [&](const char* key) {
+    return vm.count(key) ? std::optional<int64_t>(vm[key].as<int64_t>()) : std::nullopt;
+  };
+  try {
+    return model::wan::vae_tiling_from_pixels(pixels("vae-tile-size"), pixels("vae-tile-overlap"),
+                                              vae.config().spatial_stride());
+  } catch (const Error& e) {
+    throw make_error("--vae-tile: ", e.what());
+  }
+}
+
+}  // namespace
 
 int decode_command(const Invocation& call) {
   CommandSpec spec;
@@ -27,7 +49,16 @@ int decode_command(const Invocation& call) {
        "frames per second (default: the file's fps, else 16 for Wan2.1's VAE, 24 for Wan2.2's)")
       ("crf", po::value<int>(), "x264 constant rate factor, 0-51, lower is better (default 10, as the official save_video)")
       ("preset", po::value<std::string>(), "x264 preset, ultrafast ... veryslow (default medium)")
-      ("save-frames", po::value<std::string>(), "also write every frame as a PNG into this folder");
+      ("save-frames", po::value<std::string>(), "also write every frame as a PNG into this folder")
+      ("vae-tile", po::bool_switch(),
+       "decode in overlapping spatial tiles, so memory follows the tile, not the frame (default "
+       "tiles: 256 px overlapping by 64 for Wan2.1's VAE, 512 by 128 for Wan2.2's; slightly "
+       "different pixels, see README)")
+      ("vae-tile-size", po::value<int64_t>(),
+       "tile side in video pixels, a multiple of the VAE stride (8 or 16); implies --vae-tile")
+      ("vae-tile-overlap", po::value<int64_t>(),
+       "pixels shared by neighbouring tiles, a multiple of the VAE stride, less than half the "
+       "tile (default a quarter of it); implies --vae-tile");
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 
@@ -40,6 +71,7 @@ int decode_command(const Invocation& call) {
            file.latents.dim(0), " channels but ", vae_path, " is the Wan",
            vae.kind() == model::wan::WanVae::Kind::Wan21 ? "2.1" : "2.2", " VAE, which takes ",
            vae.latent_channels());
+  if (const auto tiling = vae_tiling_option(*vm, vae)) vae.set_tiling(tiling);
   core::Tensor frames = core::Tensor::empty(vae.decoded_shape(file.latents.shape()), core::DType::F32);
   const auto start = std::chrono::steady_clock::now();
   vae.decode(ctx, file.latents, frames);
@@ -56,7 +88,13 @@ int decode_command(const Invocation& call) {
   io::write_video(output, frames, options);
   if (vm->count("save-frames")) io::write_png_frames((*vm)["save-frames"].as<std::string>(), frames);
   WB_LOG(info) << output << ": " << frames.dim(1) << " frames of " << frames.dim(3) << "x"
-               << frames.dim(2) << " at " << options.fps << " fps (decoded in " << seconds << " s)";
+               << frames.dim(2) << " at " << options.fps << " fps (decoded in " << seconds << " s"
+               << (vae.tiling()
+                       ? ", in tiles of " + std::to_string(vae.tiling()->tile * vae.stride()[1]) +
+                             " px overlapping by " +
+                             std::to_string(vae.tiling()->overlap * vae.stride()[1])
+                       : std::string())
+               << ")";
   return 0;
 }
 

@@ -1,6 +1,7 @@
 // wanbatch tool vae-decode / vae-encode: one VAE pass between HDF5 files (DESIGN.md "Command
 // line"), for checking the VAEs against the official ones on the same inputs.
 #include <chrono>
+#include <optional>
 
 #include "app/commands.h"
 #include "app/tool_inputs.h"
@@ -14,6 +15,24 @@ namespace wanbatch::app {
 namespace {
 
 using core::Tensor;
+
+// --vae-tile, --vae-tile-size, --vae-tile-overlap: tiling for this VAE, or none when all three
+// are absent.
+std::optional<model::wan::VaeTiling> vae_tiling_option(const po::variables_map& vm,
+                                                       const model::wan::WanVae& vae) {
+  if (!vm["vae-tile"].as<bool>() && !vm.count("vae-tile-size") && !vm.count("vae-tile-overlap")) {
+    return std::nullopt;
+  }
+  auto pixels = [&](const char* key) {
+    return vm.count(key) ? std::optional<int64_t>(vm[key].as<int64_t>()) : std::nullopt;
+  };
+  try {
+    return model::wan::vae_tiling_from_pixels(pixels("vae-tile-size"), pixels("vae-tile-overlap"),
+                                              vae.config().spatial_stride());
+  } catch (const Error& e) {
+    throw make_error("--vae-tile: ", e.what());
+  }
+}
 
 // Both directions: read `from` from IN.h5, run the VAE, write `to`.
 int vae_tool(const Invocation& call, bool decode) {
@@ -31,6 +50,18 @@ int vae_tool(const Invocation& call, bool decode) {
        "VAE weights: Wan2.1_VAE.pth / Wan2.2_VAE.pth or a safetensors file")
       ("input", po::value<std::string>()->required(), "input HDF5 file")
       ("output", po::value<std::string>()->required(), "output HDF5 file (written atomically)");
+  if (decode) {
+    spec.options.add_options()
+        ("vae-tile", po::bool_switch(),
+         "decode in overlapping spatial tiles, so memory follows the tile, not the frame (default "
+         "tiles: 256 px overlapping by 64 for Wan2.1's VAE, 512 by 128 for Wan2.2's; slightly "
+         "different pixels, see README)")
+        ("vae-tile-size", po::value<int64_t>(),
+         "tile side in video pixels, a multiple of the VAE stride (8 or 16); implies --vae-tile")
+        ("vae-tile-overlap", po::value<int64_t>(),
+         "pixels shared by neighbouring tiles, a multiple of the VAE stride, less than half the "
+         "tile (default a quarter of it); implies --vae-tile");
+  }
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 
@@ -43,6 +74,9 @@ int vae_tool(const Invocation& call, bool decode) {
   const core::Context ctx = core::Context::cpu();
   const auto load_start = std::chrono::steady_clock::now();
   model::wan::WanVae vae = model::wan::load_vae((*vm)["vae"].as<std::string>(), ctx);
+  const std::optional<model::wan::VaeTiling> tiling =
+      decode ? vae_tiling_option(*vm, vae) : std::nullopt;
+  vae.set_tiling(tiling);
   const auto run_start = std::chrono::steady_clock::now();
   Tensor output;
   try {
@@ -65,6 +99,11 @@ int vae_tool(const Invocation& call, bool decode) {
   out.attribute("vae_version", vae.kind() == model::wan::WanVae::Kind::Wan21 ? "2.1" : "2.2");
   out.attribute("load_seconds", seconds(load_start, run_start));
   out.attribute(decode ? "decode_seconds" : "encode_seconds", seconds(run_start, end));
+  if (tiling) {
+    const int64_t s = vae.config().spatial_stride();
+    out.attribute("vae_tile", static_cast<int64_t>(tiling->tile * s));
+    out.attribute("vae_tile_overlap", static_cast<int64_t>(tiling->overlap * s));
+  }
   out.attribute("wanbatch_version", std::string(WANBATCH_VERSION));
   out.commit();
   WB_LOG(info) << to << " " << core::shape_str(output.shape()) << " written to " << out.path()

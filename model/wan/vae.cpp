@@ -156,6 +156,52 @@ std::string vae_kind_name(VaeConfig::Kind kind) {
   return kind == VaeConfig::Kind::Wan21 ? "Wan2.1 VAE" : "Wan2.2 VAE";
 }
 
+VaeTiling vae_tiling_from_pixels(std::optional<int64_t> tile_pixels,
+                                 std::optional<int64_t> overlap_pixels, int64_t spatial_stride) {
+  const int64_t s = spatial_stride;
+  const int64_t tile = tile_pixels.value_or(VaeTiling{}.tile * s);
+  WB_CHECK(tile > 0 && tile % s == 0, "tile size ", tile,
+           " px is not a positive multiple of the VAE's spatial stride ", s);
+  const int64_t overlap = overlap_pixels.value_or(tile / 4 / s * s);
+  WB_CHECK(overlap >= 0 && overlap % s == 0, "tile overlap ", overlap,
+           " px is not a multiple of the VAE's spatial stride ", s);
+  WB_CHECK(2 * overlap < tile, "tile overlap ", overlap, " px is not less than half the tile size ",
+           tile, " px");
+  return {tile / s, overlap / s};
+}
+
+// Tiles start every tile − overlap latent pixels until one reaches the end; the last is cut at the
+// border. Since 2·overlap < tile, the last one is longer than the overlap and at most two tiles
+// meet at any pixel, so the ramps (j + ½)/P and 1 − (j + ½)/P over the P shared output pixels
+// sum to 1 there (symmetric: no tile's edge pixel gets full weight or none).
+std::vector<VaeTileSpan> vae_tile_spans(int64_t latent_size, const VaeTiling& tiling,
+                                        int64_t spatial_stride) {
+  WB_CHECK(latent_size >= 1 && tiling.tile >= 1 && tiling.overlap >= 0 &&
+               2 * tiling.overlap < tiling.tile && spatial_stride >= 1,
+           "VAE tiling: tiles of ", tiling.tile, " overlapping by ", tiling.overlap,
+           " latent pixels over ", latent_size);
+  const int64_t step = tiling.tile - tiling.overlap;
+  std::vector<VaeTileSpan> spans;
+  for (int64_t begin = 0;; begin += step) {
+    spans.push_back({begin, std::min(tiling.tile, latent_size - begin), {}});
+    if (begin + tiling.tile >= latent_size) break;
+  }
+  const int64_t ramp = tiling.overlap * spatial_stride;
+  for (size_t i = 0; i < spans.size(); ++i) {
+    const int64_t n = spans[i].size * spatial_stride;
+    std::vector<float>& weights = spans[i].weights;
+    weights.assign(static_cast<size_t>(n), 1.0f);
+    for (int64_t j = 0; j < ramp; ++j) {
+      const double rising = (static_cast<double>(j) + 0.5) / static_cast<double>(ramp);
+      if (i > 0) weights[static_cast<size_t>(j)] = static_cast<float>(rising);
+      if (i + 1 < spans.size()) {
+        weights[static_cast<size_t>(n - ramp + j)] = static_cast<float>(1.0 - rising);
+      }
+    }
+  }
+  return spans;
+}
+
 std::vector<WeightSpec> vae_weight_specs(const VaeConfig& config) {
   std::vector<WeightSpec> specs = vae::coder_weight_specs(encoder_plan(config));
   const std::vector<WeightSpec> decoder = vae::coder_weight_specs(decoder_plan(config));
@@ -244,12 +290,31 @@ void WanVae::set_chunks(int64_t decode_latent_frames, int64_t encode_frames) {
   encode_chunk_ = encode_frames;
 }
 
+void WanVae::set_tiling(std::optional<VaeTiling> tiling) {
+  if (tiling) {
+    WB_CHECK(tiling->tile >= 1 && tiling->overlap >= 0 && 2 * tiling->overlap < tiling->tile,
+             "VAE tiling: tiles of ", tiling->tile, " latent pixels overlapping by ",
+             tiling->overlap, "; the tile must be positive and the overlap less than half of it");
+  }
+  tiling_ = tiling;
+}
+
 // WanVAE_.decode: z·std + mean, conv2, then the decoder chunk by chunk: latent frame 0 alone (1
 // video frame), then decode_chunk_ latent frames at a time (4 video frames each); clamp.
 void WanVae::decode(const core::Context& ctx, const Tensor& latents, Tensor& video) {
   const Shape expected = decoded_shape(latents.shape());
   WB_CHECK(video.shape() == expected && video.dtype() == DType::F32, vae_kind_name(config_.kind),
            ": video output ", video.describe(), ", expected ", core::shape_str(expected), " f32");
+  if (tiling_ && (latents.dim(2) > tiling_->tile || latents.dim(3) > tiling_->tile)) {
+    return decode_tiled(ctx, latents, video);
+  }
+  decode_chunks(ctx, latents, [&](Tensor& rgb, int64_t first_frame) {
+    ops::clamp(ctx, rgb, -1.0f, 1.0f, rgb);
+    ops::copy_slice(ctx, rgb, 1, 0, video, first_frame, rgb.dim(1));
+  });
+}
+
+void WanVae::decode_chunks(const core::Context& ctx, const Tensor& latents, const ChunkSink& sink) {
   const int64_t z = config_.z_dim, frames = latents.dim(1), h = latents.dim(2), w = latents.dim(3);
   vae::Workspace& ws = *workspace_;
   decoder_->reset();
@@ -268,14 +333,63 @@ void WanVae::decode(const core::Context& ctx, const Tensor& latents, Tensor& vid
       rgb = ws.view(vae::other_main(y.slot), {3, y.t.dim(1), 2 * y.t.dim(2), 2 * y.t.dim(3)});
       vae::unpatchify(ctx, y.t, rgb);
     }
-    ops::clamp(ctx, rgb, -1.0f, 1.0f, rgb);
     const int64_t made = rgb.dim(1);
     WB_CHECK(made == (begin == 0 ? 1 : VaeConfig::kTemporalStride * count),
              "VAE: internal error: ", count, " latent frames decoded to ", made);
-    ops::copy_slice(ctx, rgb, 1, 0, video, out_frame, made);
+    sink(rgb, out_frame);
     out_frame += made;
     begin += count;
   }
+}
+
+// Tile by tile (rows of tiles, then tiles along the row), each over all frames from a fresh cache:
+// its frames, weighted by the product of its row and column ramps, are added into the video, which
+// starts at zero; the sum is clamped at the end (as diffusers clamps after blending).
+void WanVae::decode_tiled(const core::Context& ctx, const Tensor& latents, Tensor& video) {
+  const int64_t s = config_.spatial_stride();
+  const int64_t z = latents.dim(0), frames = latents.dim(1), w = latents.dim(3);
+  const int64_t height = video.dim(2), width = video.dim(3), planes = 3 * video.dim(1);
+  const std::vector<VaeTileSpan> rows = vae_tile_spans(latents.dim(2), *tiling_, s);
+  const std::vector<VaeTileSpan> columns = vae_tile_spans(w, *tiling_, s);
+  ops::fill(ctx, video, 0.0f);
+  const Tensor video_planes = video.reshape({planes, height, width});
+  for (const VaeTileSpan& row : rows) {
+    // The latent rows of this row of tiles, all frames, in the input's dtype.
+    Tensor row_latents = Tensor::empty({z, frames, row.size, w}, latents.dtype(), ctx.device());
+    ops::copy_slice(ctx, latents, 2, row.begin, row_latents, 0, row.size);
+    const int64_t tile_h = row.size * s, top = row.begin * s;
+    Tensor band = Tensor::empty({tile_h, width}, DType::F32, ctx.device());
+    for (const VaeTileSpan& column : columns) {
+      Tensor tile_latents =
+          Tensor::empty({z, frames, row.size, column.size}, latents.dtype(), ctx.device());
+      ops::copy_slice(ctx, row_latents, 3, column.begin, tile_latents, 0, column.size);
+      const int64_t tile_w = column.size * s, left = column.begin * s;
+      std::vector<float> weights(static_cast<size_t>(tile_h * tile_w));
+      for (int64_t y = 0; y < tile_h; ++y) {
+        for (int64_t x = 0; x < tile_w; ++x) {
+          weights[static_cast<size_t>(y * tile_w + x)] =
+              row.weights[static_cast<size_t>(y)] * column.weights[static_cast<size_t>(x)];
+        }
+      }
+      const Tensor weight = Tensor::from_vector(weights, {tile_h, tile_w}).to(ctx.device());
+      Tensor window = Tensor::empty({tile_h, tile_w}, DType::F32, ctx.device());
+      decode_chunks(ctx, tile_latents, [&](Tensor& rgb, int64_t first_frame) {
+        ops::mul(ctx, rgb, weight, rgb);
+        // Each (channel, frame) plane: video[top:, left:] += rgb, through the band of rows.
+        const int64_t made = rgb.dim(1);
+        const Tensor rgb_planes = rgb.reshape({3 * made, tile_h, tile_w});
+        for (int64_t p = 0; p < 3 * made; ++p) {
+          Tensor plane = video_planes.select((p / made) * video.dim(1) + first_frame + p % made);
+          ops::copy_slice(ctx, plane, 0, top, band, 0, tile_h);
+          ops::copy_slice(ctx, band, 1, left, window, 0, tile_w);
+          ops::add(ctx, window, rgb_planes.select(p), window);
+          ops::copy_slice(ctx, window, 1, 0, band, left, tile_w);
+          ops::copy_slice(ctx, band, 0, 0, plane, top, tile_h);
+        }
+      });
+    }
+  }
+  ops::clamp(ctx, video, -1.0f, 1.0f, video);
 }
 
 // WanVAE_.encode: the encoder over frame 0 alone, then encode_chunk_ frames at a time (4 by

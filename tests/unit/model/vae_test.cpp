@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <optional>
 #include <random>
 
 #include "core/error.h"
@@ -262,6 +264,214 @@ TEST_F(WanVaeTest, AcceptsReducedPrecisionInputs) {
   EXPECT_EQ(decode(vae, latents).to_floats(), decode(vae, latents.to(DType::F32)).to_floats());
   const Tensor video = random_tensor({3, 5, 8, 8}, 13).to(DType::BF16);
   EXPECT_EQ(encode(vae, video).to_floats(), encode(vae, video.to(DType::F32)).to_floats());
+}
+
+// ---------------------------------------------------------------- spatial tiling
+
+// Largest |a − b|.
+double max_abs_difference(const Tensor& a, const Tensor& b) {
+  const std::vector<float> x = a.to_floats(), y = b.to_floats();
+  EXPECT_EQ(x.size(), y.size());
+  double worst = 0.0;
+  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
+    worst = std::max(worst, std::fabs(static_cast<double>(x[i]) - y[i]));
+  }
+  return worst;
+}
+
+TEST(VaeTiling, SpansCoverTheAxisAndTheirWeightsSumToOne) {
+  for (const int64_t stride : {int64_t{8}, int64_t{16}}) {
+    for (const VaeTiling tiling :
+         {VaeTiling{}, VaeTiling{6, 2}, VaeTiling{5, 0}, VaeTiling{3, 1}}) {
+      for (int64_t size = 1; size <= 3 * tiling.tile + 2; ++size) {
+        SCOPED_TRACE(::testing::Message() << "stride " << stride << ", tile " << tiling.tile
+                                          << ", overlap " << tiling.overlap << ", size " << size);
+        const std::vector<VaeTileSpan> spans = vae_tile_spans(size, tiling, stride);
+        std::vector<double> sum(static_cast<size_t>(size * stride), 0.0);
+        for (size_t i = 0; i < spans.size(); ++i) {
+          const VaeTileSpan& span = spans[i];
+          ASSERT_EQ(span.begin, static_cast<int64_t>(i) * (tiling.tile - tiling.overlap));
+          // A border tile is smaller, but longer than the overlap.
+          if (spans.size() > 1) {
+            ASSERT_GT(span.size, tiling.overlap);
+          }
+          ASSERT_LE(span.size, tiling.tile);
+          ASSERT_LE(span.begin + span.size, size);
+          ASSERT_EQ(span.weights.size(), static_cast<size_t>(span.size * stride));
+          for (size_t j = 0; j < span.weights.size(); ++j) {
+            ASSERT_GT(span.weights[j], 0.0f);
+            sum[static_cast<size_t>(span.begin * stride) + j] += span.weights[j];
+          }
+        }
+        EXPECT_EQ(spans.back().begin + spans.back().size, size);
+        EXPECT_EQ(spans.size() == 1, size <= tiling.tile);
+        // Each weight is a double rounded to float once: the two that meet differ from a sum of
+        // 1 by at most an ulp of 1.
+        for (double total : sum) ASSERT_NEAR(total, 1.0, 1e-7);
+      }
+    }
+  }
+  // The ramp over an 8-pixel overlap: (j + ½)/8 rising into the right tile.
+  const std::vector<VaeTileSpan> spans = vae_tile_spans(5, VaeTiling{3, 1}, 8);
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_EQ(spans[0].weights[16], 1.0f - 0.0625f);
+  EXPECT_EQ(spans[1].weights[0], 0.0625f);
+  EXPECT_EQ(spans[1].weights[7], 0.9375f);
+  EXPECT_EQ(spans[1].weights[8], 1.0f);
+}
+
+TEST(VaeTiling, PixelSettingsAreCheckedAndConverted) {
+  auto tiling = [](std::optional<int64_t> tile, std::optional<int64_t> overlap, int64_t stride) {
+    const VaeTiling t = vae_tiling_from_pixels(tile, overlap, stride);
+    return std::pair{t.tile, t.overlap};
+  };
+  EXPECT_EQ(tiling(std::nullopt, std::nullopt, 8), std::pair(int64_t{32}, int64_t{8}));
+  EXPECT_EQ(tiling(std::nullopt, std::nullopt, 16), std::pair(int64_t{32}, int64_t{8}));
+  EXPECT_EQ(tiling(512, std::nullopt, 8), std::pair(int64_t{64}, int64_t{16}));  // a quarter
+  EXPECT_EQ(tiling(48, std::nullopt, 16), std::pair(int64_t{3}, int64_t{0}));    // 12 → 0
+  EXPECT_EQ(tiling(256, 0, 16), std::pair(int64_t{16}, int64_t{0}));
+  EXPECT_EQ(tiling(256, 120, 8), std::pair(int64_t{32}, int64_t{15}));
+  for (const auto& [tile, overlap, stride, message] :
+       {std::tuple{std::optional<int64_t>(250), std::optional<int64_t>(), 8, "tile size 250 px"},
+        std::tuple{std::optional<int64_t>(0), std::optional<int64_t>(), 8, "tile size 0 px"},
+        std::tuple{std::optional<int64_t>(256), std::optional<int64_t>(), 24, "tile size 256 px"},
+        std::tuple{std::optional<int64_t>(256), std::optional<int64_t>(60), 8, "overlap 60 px"},
+        std::tuple{std::optional<int64_t>(256), std::optional<int64_t>(-8), 8, "overlap -8 px"},
+        std::tuple{std::optional<int64_t>(256), std::optional<int64_t>(128), 8, "half the tile"},
+        std::tuple{std::optional<int64_t>(), std::optional<int64_t>(256), 16, "half the tile"}}) {
+    try {
+      vae_tiling_from_pixels(tile, overlap, stride);
+      ADD_FAILURE() << "accepted " << message;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST_F(WanVaeTest, TilingSettingsAreChecked) {
+  WanVae vae(tiny_weights(Kind::Wan21), kCpu);
+  EXPECT_FALSE(vae.tiling().has_value());
+  EXPECT_THROW(vae.set_tiling(VaeTiling{0, 0}), Error);
+  EXPECT_THROW(vae.set_tiling(VaeTiling{8, 4}), Error);  // 2·overlap must be below the tile
+  EXPECT_THROW(vae.set_tiling(VaeTiling{8, -1}), Error);
+  EXPECT_FALSE(vae.tiling().has_value()) << "a refused setting is not kept";
+  vae.set_tiling(VaeTiling{8, 3});
+  EXPECT_EQ(vae.tiling()->tile, 8);
+  vae.set_tiling(std::nullopt);
+  EXPECT_FALSE(vae.tiling().has_value());
+}
+
+// A latent frame no larger than one tile (in both directions) is decoded untiled.
+TEST_F(WanVaeTest, TiledDecodeWithinOneTileIsUntiled) {
+  for (Kind kind : {Kind::Wan21, Kind::Wan22}) {
+    WanVae vae(tiny_weights(kind), kCpu);
+    const int64_t z = vae.latent_channels();
+    for (const Shape& shape : {Shape{z, 2, 3, 4}, Shape{z, 1, 4, 4}}) {
+      const Tensor latents = random_tensor(shape, 20, -2.0f, 2.0f);
+      vae.set_tiling(std::nullopt);
+      const Tensor untiled = decode(vae, latents);
+      vae.set_tiling(VaeTiling{4, 1});
+      EXPECT_EQ(decode(vae, latents).to_floats(), untiled.to_floats()) << vae_kind_name(kind);
+    }
+  }
+}
+
+// Where one tile alone has weight 1 (away from its overlaps), the tiled video is that tile's
+// latents decoded on their own, bit for bit: each tile starts from fresh caches (two latent frames
+// here, so the temporal caches are used) and lands in its place. 7 × 9 latent pixels in tiles of
+// 4 overlapping by 1: rows [0, 4) [3, 7), columns [0, 4) [3, 7) [6, 9), the last ones smaller;
+// checked for the corner tile and the one in the second row and column.
+TEST_F(WanVaeTest, TiledDecodeKeepsEachTileWhereItAloneCounts) {
+  const VaeTiling tiling{4, 1};
+  for (Kind kind : {Kind::Wan21, Kind::Wan22}) {
+    WanVae vae(tiny_weights(kind), kCpu);
+    const int64_t z = vae.latent_channels(), s = vae.stride()[1];
+    const Tensor latents = random_tensor({z, 2, 7, 9}, 23, -2.0f, 2.0f);
+    vae.set_tiling(tiling);
+    const Tensor tiled = decode(vae, latents);
+    vae.set_tiling(std::nullopt);
+    const std::vector<VaeTileSpan> rows = vae_tile_spans(7, tiling, s);
+    const std::vector<VaeTileSpan> columns = vae_tile_spans(9, tiling, s);
+    ASSERT_EQ(rows.size(), 2u);
+    ASSERT_EQ(columns.size(), 3u);
+    for (const size_t i : {size_t{0}, size_t{1}}) {
+      const VaeTileSpan &row = rows[i], &column = columns[i];
+      Tensor band = Tensor::empty({z, 2, row.size, 9}, DType::F32);
+      core::ops::copy_slice(kCpu, latents, 2, row.begin, band, 0, row.size);
+      Tensor tile_latents = Tensor::empty({z, 2, row.size, column.size}, DType::F32);
+      core::ops::copy_slice(kCpu, band, 3, column.begin, tile_latents, 0, column.size);
+      const Tensor alone = decode(vae, tile_latents);
+      const std::vector<float> a = alone.to_floats(), t = tiled.to_floats();
+      const int64_t th = alone.dim(2), tw = alone.dim(3), height = tiled.dim(2);
+      const int64_t width = tiled.dim(3), top = row.begin * s, left = column.begin * s;
+      int64_t compared = 0;
+      for (int64_t p = 0; p < 3 * alone.dim(1); ++p) {
+        for (int64_t y = 0; y < th; ++y) {
+          for (int64_t x = 0; x < tw; ++x) {
+            if (row.weights[y] != 1.0f || column.weights[x] != 1.0f) continue;
+            ASSERT_EQ(t[static_cast<size_t>((p * height + top + y) * width + left + x)],
+                      a[static_cast<size_t>((p * th + y) * tw + x)])
+                << vae_kind_name(kind) << " tile " << i << ", plane " << p << ", y " << y << ", x "
+                << x;
+            ++compared;
+          }
+        }
+      }
+      EXPECT_GT(compared, 0);
+    }
+  }
+}
+
+// Frames spanning several tiles: 11 × 14 latent pixels in tiles of 6 overlapping by 2 (rows 6, 6,
+// 3; columns 6, 6, 6). Not exact: every output pixel depends on latents ~17 pixels away through
+// the convolutions and on the whole frame through the middle attention, and a tile sees only
+// itself. These tiles are small against that reach, so the difference is large: measured mean
+// |diff| 0.080 (Wan2.1) and 0.057 (Wan2.2) of the [−1, 1] range, largest 0.73 and 0.47 (with the
+// official widths and the default tiles the mean is 0.007–0.012, see vae.h). The bounds leave 50%
+// on top of the measurement and catch gross mistakes (garbage or a shifted frame); the blending
+// itself is checked exactly by the tests before and after this one.
+TEST_F(WanVaeTest, TiledDecodeIsCloseToUntiled) {
+  for (Kind kind : {Kind::Wan21, Kind::Wan22}) {
+    WanVae vae(tiny_weights(kind), kCpu);
+    const int64_t z = vae.latent_channels();
+    const Tensor latents = random_tensor({z, 1, 11, 14}, 21, -2.0f, 2.0f);
+    const Tensor untiled = decode(vae, latents);
+    vae.set_tiling(VaeTiling{6, 2});
+    const Tensor tiled = decode(vae, latents);
+    ASSERT_EQ(tiled.shape(), untiled.shape());
+    const std::vector<float> a = tiled.to_floats(), b = untiled.to_floats();
+    double sum = 0.0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      ASSERT_LE(std::fabs(a[i]), 1.0f);
+      sum += std::fabs(static_cast<double>(a[i]) - b[i]);
+    }
+    const double mean = sum / static_cast<double>(a.size());
+    std::printf("%s, tiles 6/2 over 11x14 latents: max |diff| %.3g, mean %.3g\n",
+                vae_kind_name(kind).c_str(), max_abs_difference(tiled, untiled), mean);
+    EXPECT_GT(mean, 0.0) << "tiles see less context: some difference is expected";
+    EXPECT_LT(mean, kind == Kind::Wan21 ? 0.12 : 0.085) << vae_kind_name(kind);
+  }
+}
+
+// A decoder whose output does not depend on its input (head conv weights zero, bias per channel):
+// every tile decodes to the same constant frames, so any pixel's blend is that constant when its
+// weights sum to 1, whatever the tile layout (border tiles, both directions, no overlap).
+TEST_F(WanVaeTest, TiledDecodeOfAConstantDecoderIsThatConstant) {
+  Weights w = tiny_weights(Kind::Wan21);
+  const Tensor head = w.at("decoder.head.2.weight");
+  w["decoder.head.2.weight"] = Tensor::zeros(head.shape(), DType::F32);
+  w["decoder.head.2.bias"] = Tensor::from_vector(std::vector<float>{0.3f, -0.7f, 0.55f}, {3});
+  WanVae vae(w, kCpu);
+  const Tensor latents = random_tensor({16, 1, 9, 13}, 22, -2.0f, 2.0f);
+  const Tensor untiled = decode(vae, latents);
+  for (const VaeTiling tiling : {VaeTiling{4, 1}, VaeTiling{5, 2}, VaeTiling{8, 0}}) {
+    vae.set_tiling(tiling);
+    // The weights are floats summing to 1 within an ulp, and up to four tiles' products add up
+    // at a corner: a few ulps of the values.
+    EXPECT_LT(max_abs_difference(decode(vae, latents), untiled), 1e-6)
+        << "tile " << tiling.tile << ", overlap " << tiling.overlap;
+  }
 }
 
 }  // namespace
