@@ -40,25 +40,26 @@ int decode_command(const Invocation& call) {
   spec.summary =
       "Decodes saved latents with a Wan VAE into an H.264 MP4 (MPEG-4 when libx264 is missing). "
       "The VAE must match the latents: 16 channels for Wan2.1's VAE, 48 for Wan2.2's.";
-  spec.options.add_options()
-      ("latents", po::value<std::string>()->required(), "HDF5 file with /latents [C,T,h,w]")
-      ("vae", po::value<std::string>()->required(),
-       "VAE weights: Wan2.1_VAE.pth / Wan2.2_VAE.pth or a safetensors file")
-      ("output", po::value<std::string>()->required(), "video file to write (.mp4)")
-      ("fps", po::value<int>(),
-       "frames per second (default: the file's fps, else 16 for Wan2.1's VAE, 24 for Wan2.2's)")
-      ("crf", po::value<int>(), "x264 constant rate factor, 0-51, lower is better (default 10, as the official save_video)")
-      ("preset", po::value<std::string>(), "x264 preset, ultrafast ... veryslow (default medium)")
-      ("save-frames", po::value<std::string>(), "also write every frame as a PNG into this folder")
-      ("vae-tile", po::bool_switch(),
-       "decode in overlapping spatial tiles, so memory follows the tile, not the frame (default "
-       "tiles: 256 px overlapping by 64 for Wan2.1's VAE, 512 by 128 for Wan2.2's; slightly "
-       "different pixels, see README)")
-      ("vae-tile-size", po::value<int64_t>(),
-       "tile side in video pixels, a multiple of the VAE stride (8 or 16); implies --vae-tile")
-      ("vae-tile-overlap", po::value<int64_t>(),
-       "pixels shared by neighbouring tiles, a multiple of the VAE stride, less than half the "
-       "tile (default a quarter of it); implies --vae-tile");
+  spec.options.add_options()("latents", po::value<std::string>()->required(),
+                             "HDF5 file with /latents [C,T,h,w]")(
+      "vae", po::value<std::string>()->required(),
+      "VAE weights: Wan2.1_VAE.pth / Wan2.2_VAE.pth or a safetensors file")(
+      "output", po::value<std::string>()->required(), "video file to write (.mp4)")(
+      "fps", po::value<int>(),
+      "frames per second (default: the file's fps, else 16 for Wan2.1's VAE, 24 for Wan2.2's)")(
+      "crf", po::value<int>(),
+      "x264 constant rate factor, 0-51, lower is better (default 10, as the official save_video)")(
+      "preset", po::value<std::string>(), "x264 preset, ultrafast ... veryslow (default medium)")(
+      "save-frames", po::value<std::string>(), "also write every frame as a PNG into this folder")(
+      "vae-tile", po::bool_switch(),
+      "decode in overlapping spatial tiles, so memory follows the tile, not the frame (default "
+      "tiles: 256 px overlapping by 64 for Wan2.1's VAE, 512 by 128 for Wan2.2's; slightly "
+      "different pixels, see README)")(
+      "vae-tile-size", po::value<int64_t>(),
+      "tile side in video pixels, a multiple of the VAE stride (8 or 16); implies --vae-tile")(
+      "vae-tile-overlap", po::value<int64_t>(),
+      "pixels shared by neighbouring tiles, a multiple of the VAE stride, less than half the "
+      "tile (default a quarter of it); implies --vae-tile");
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 
@@ -72,21 +73,23 @@ int decode_command(const Invocation& call) {
            vae.kind() == model::wan::WanVae::Kind::Wan21 ? "2.1" : "2.2", " VAE, which takes ",
            vae.latent_channels());
   if (const auto tiling = vae_tiling_option(*vm, vae)) vae.set_tiling(tiling);
-  core::Tensor frames = core::Tensor::empty(vae.decoded_shape(file.latents.shape()), core::DType::F32);
+  core::Tensor frames =
+      core::Tensor::empty(vae.decoded_shape(file.latents.shape()), core::DType::F32);
   const auto start = std::chrono::steady_clock::now();
   vae.decode(ctx, file.latents, frames);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   io::VideoOptions options;
-  options.fps = vm->count("fps") ? (*vm)["fps"].as<int>()
+  options.fps = vm->count("fps")  ? (*vm)["fps"].as<int>()
                 : file.record.fps ? static_cast<int>(*file.record.fps)
-                : (vae.kind() == model::wan::WanVae::Kind::Wan21 ? 16 : 24);
+                                  : (vae.kind() == model::wan::WanVae::Kind::Wan21 ? 16 : 24);
   if (vm->count("crf")) options.crf = (*vm)["crf"].as<int>();
   if (vm->count("preset")) options.preset = (*vm)["preset"].as<std::string>();
   const std::string output = (*vm)["output"].as<std::string>();
   io::write_video(output, frames, options);
-  if (vm->count("save-frames")) io::write_png_frames((*vm)["save-frames"].as<std::string>(), frames);
+  if (vm->count("save-frames"))
+    io::write_png_frames((*vm)["save-frames"].as<std::string>(), frames);
   WB_LOG(info) << output << ": " << frames.dim(1) << " frames of " << frames.dim(3) << "x"
                << frames.dim(2) << " at " << options.fps << " fps (decoded in " << seconds << " s"
                << (vae.tiling()

@@ -41,9 +41,9 @@ void report_variant(const io::Checkpoint& checkpoint, const std::string& path,
   try {
     const model::wan::DitConfig c = model::wan::read_dit_config(path, num_heads);
     std::cout << "model: Wan DiT, " << c.variant << ": dim " << c.dim << ", ffn " << c.ffn_dim
-              << ", " << c.num_layers << " blocks, " << c.num_heads << " heads of "
-              << c.head_dim() << ", channels " << c.in_dim << " in / " << c.out_dim
-              << " out, text dim " << c.text_dim << ", freq dim " << c.freq_dim
+              << ", " << c.num_layers << " blocks, " << c.num_heads << " heads of " << c.head_dim()
+              << ", channels " << c.in_dim << " in / " << c.out_dim << " out, text dim "
+              << c.text_dim << ", freq dim " << c.freq_dim
               << (c.image_branch ? ", CLIP image branch" : "") << "\n";
   } catch (const Error& e) {
     std::cout << "model: looks like a Wan DiT but does not match one: " << e.what() << "\n";
@@ -95,10 +95,10 @@ int inspect_command(const Invocation& call) {
       "Lists what a .safetensors file, a *.safetensors.index.json or a model folder holds: every "
       "tensor with dtype, shape and bytes, the totals, and the Wan DiT variant it is. A Wan2.2 "
       "two-expert folder is listed expert by expert.";
-  spec.options.add_options()
-      ("path", po::value<std::string>()->required(), "file, index JSON or folder")
-      ("summary", po::bool_switch(), "totals and the detected model only, no tensor listing")
-      ("num-heads", po::value<int64_t>(), "attention heads (default: config.json, else dim/128)");
+  spec.options.add_options()("path", po::value<std::string>()->required(),
+                             "file, index JSON or folder")(
+      "summary", po::bool_switch(), "totals and the detected model only, no tensor listing")(
+      "num-heads", po::value<int64_t>(), "attention heads (default: config.json, else dim/128)");
   spec.positional.add("path", 1);
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;

@@ -19,12 +19,18 @@ struct CommandEntry {
 const std::map<std::string, CommandEntry>& commands() {
   static const std::map<std::string, CommandEntry> table = {
       {"decode", {"saved latents (ITEM.h5) to a video with a Wan VAE", decode_command}},
-      {"inspect", {"what a weight file or model folder holds: tensors, dtypes, shapes, bytes, "
-                   "the detected Wan variant", inspect_command}},
-      {"make-test-model", {"write random weights in the official layout (tiny presets for tests "
-                           "and demos, real sizes for benchmarks)", make_test_model_command}},
-      {"tool", {"single stages on HDF5 inputs and outputs, to check against other "
-                "implementations (wanbatch tool --help)", tool_command}},
+      {"inspect",
+       {"what a weight file or model folder holds: tensors, dtypes, shapes, bytes, "
+        "the detected Wan variant",
+        inspect_command}},
+      {"make-test-model",
+       {"write random weights in the official layout (tiny presets for tests "
+        "and demos, real sizes for benchmarks)",
+        make_test_model_command}},
+      {"tool",
+       {"single stages on HDF5 inputs and outputs, to check against other "
+        "implementations (wanbatch tool --help)",
+        tool_command}},
   };
   return table;
 }

@@ -17,12 +17,11 @@ struct ToolEntry {
 
 const std::map<std::string, ToolEntry>& tools() {
   static const std::map<std::string, ToolEntry> table = {
-      {"dit", {"one DiT forward: latent, timestep, context (and y, clip) -> velocity",
-               tool_dit_command}},
-      {"encode-text", {"the umt5 text encoder: prompt -> ids, context",
-                       tool_encode_text_command}},
-      {"sample", {"the sampling loop: noise, context, context_null -> latents",
-                  tool_sample_command}},
+      {"dit",
+       {"one DiT forward: latent, timestep, context (and y, clip) -> velocity", tool_dit_command}},
+      {"encode-text", {"the umt5 text encoder: prompt -> ids, context", tool_encode_text_command}},
+      {"sample",
+       {"the sampling loop: noise, context, context_null -> latents", tool_sample_command}},
       {"vae-decode", {"a Wan VAE decode: latents -> frames", tool_vae_decode_command}},
       {"vae-encode", {"a Wan VAE encode: video -> latents", tool_vae_encode_command}},
   };

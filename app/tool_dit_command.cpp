@@ -18,20 +18,20 @@ using core::Tensor;
 int tool_dit_command(const Invocation& call) {
   CommandSpec spec;
   spec.name = call.command;
-  spec.usage = "wanbatch tool dit --weights W [--lora L[:STRENGTH]]... --input IN.h5 --output OUT.h5";
+  spec.usage =
+      "wanbatch tool dit --weights W [--lora L[:STRENGTH]]... --input IN.h5 --output OUT.h5";
   spec.summary =
       "Runs the Wan DiT once. IN.h5 holds latent [C,F,H,W] f32, timestep (one value, or one per "
       "token for TI2V), context [n,text_dim] (unpadded), for I2V y [C',F,H,W], and for Wan2.1 "
       "I2V clip [257,1280] CLIP features; OUT.h5 gets velocity [C_out,F,H,W] f32.";
-  spec.options.add_options()
-      ("weights", po::value<std::string>()->required(),
-       "DiT weights: .safetensors file, *.safetensors.index.json or folder")
-      ("lora", po::value<std::vector<std::string>>()->composing(),
-       "LoRA file merged at load, PATH or PATH:STRENGTH (repeatable)")
-      ("lora-lenient", po::bool_switch(), "warn about LoRA keys that fit no weight, not fail")
-      ("num-heads", po::value<int64_t>(), "attention heads (default: config.json, else dim/128)")
-      ("input", po::value<std::string>()->required(), "input HDF5 file")
-      ("output", po::value<std::string>()->required(), "output HDF5 file (written atomically)");
+  spec.options.add_options()("weights", po::value<std::string>()->required(),
+                             "DiT weights: .safetensors file, *.safetensors.index.json or folder")(
+      "lora", po::value<std::vector<std::string>>()->composing(),
+      "LoRA file merged at load, PATH or PATH:STRENGTH (repeatable)")(
+      "lora-lenient", po::bool_switch(), "warn about LoRA keys that fit no weight, not fail")(
+      "num-heads", po::value<int64_t>(), "attention heads (default: config.json, else dim/128)")(
+      "input", po::value<std::string>()->required(), "input HDF5 file")(
+      "output", po::value<std::string>()->required(), "output HDF5 file (written atomically)");
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 
@@ -63,9 +63,9 @@ int tool_dit_command(const Invocation& call) {
     input.clip = Tensor();
   }
   const auto run_start = std::chrono::steady_clock::now();
-  Tensor velocity = Tensor::empty(
-      {config.out_dim, input.latent.dim(1), input.latent.dim(2), input.latent.dim(3)},
-      core::DType::F32);
+  Tensor velocity =
+      Tensor::empty({config.out_dim, input.latent.dim(1), input.latent.dim(2), input.latent.dim(3)},
+                    core::DType::F32);
   try {
     dit.forward(ctx, input, velocity);
   } catch (const Error& e) {
@@ -83,8 +83,8 @@ int tool_dit_command(const Invocation& call) {
   out.attribute("forward_seconds", seconds(run_start, end));
   out.attribute("wanbatch_version", std::string(WANBATCH_VERSION));
   out.commit();
-  WB_LOG(info) << "velocity " << core::shape_str(velocity.shape()) << " written to "
-               << output_path << " (" << config.variant << ", load " << seconds(load_start, run_start)
+  WB_LOG(info) << "velocity " << core::shape_str(velocity.shape()) << " written to " << output_path
+               << " (" << config.variant << ", load " << seconds(load_start, run_start)
                << " s, forward " << seconds(run_start, end) << " s)";
   return 0;
 }

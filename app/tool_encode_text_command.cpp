@@ -28,20 +28,21 @@ int tool_encode_text_command(const Invocation& call) {
       "Encodes a prompt with the umt5 text encoder as Wan does (cleaning, </s>, truncation to "
       "text_len). OUT.h5 gets ids int64 [n] (the real tokens, </s> included) and context [n,dim] "
       "f32, cut to the real token count.";
-  spec.options.add_options()
-      ("t5", po::value<std::string>()->required(),
-       "text encoder weights: models_t5_umt5-xxl-enc-bf16.pth, or safetensors (official or HF names)")
-      ("tokenizer", po::value<std::string>()->required(), "SentencePiece model (spiece.model)")
-      ("text-len", po::value<int64_t>()->default_value(512), "tokens the prompt is cut to (</s> included)")
-      ("prompt", po::value<std::string>()->required(), "the text to encode")
-      ("negative-prompt", po::value<std::string>(),
-       "also encode this negative prompt into 'context_null' (the file is then a tool sample input)")
-      ("default-negative-prompt", po::bool_switch(),
-       "encode the official default negative prompt into 'context_null'")
-      ("embedding-cache", po::value<std::string>(),
-       "folder of cached encodings (one HDF5 file per text, keyed by a hash of tokenizer, weights, "
-       "text length and text): texts found there are not encoded again")
-      ("output", po::value<std::string>()->required(), "output HDF5 file (written atomically)");
+  spec.options.add_options()("t5", po::value<std::string>()->required(),
+                             "text encoder weights: models_t5_umt5-xxl-enc-bf16.pth, or "
+                             "safetensors (official or HF names)")(
+      "tokenizer", po::value<std::string>()->required(), "SentencePiece model (spiece.model)")(
+      "text-len", po::value<int64_t>()->default_value(512),
+      "tokens the prompt is cut to (</s> included)")("prompt", po::value<std::string>()->required(),
+                                                     "the text to encode")(
+      "negative-prompt", po::value<std::string>(),
+      "also encode this negative prompt into 'context_null' (the file is then a tool sample "
+      "input)")("default-negative-prompt", po::bool_switch(),
+                "encode the official default negative prompt into 'context_null'")(
+      "embedding-cache", po::value<std::string>(),
+      "folder of cached encodings (one HDF5 file per text, keyed by a hash of tokenizer, weights, "
+      "text length and text): texts found there are not encoded again")(
+      "output", po::value<std::string>()->required(), "output HDF5 file (written atomically)");
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 
@@ -68,9 +69,8 @@ int tool_encode_text_command(const Invocation& call) {
   std::optional<model::wan::T5Encoder> encoder;
   double load_seconds = 0, forward_seconds = 0;
   model::wan::TextEmbeddingCache cache(
-      model::wan::TextEmbeddingCache::model_key(tokenizer_path,
-                                                model::wan::t5_weights_fingerprint(weights),
-                                                text_len),
+      model::wan::TextEmbeddingCache::model_key(
+          tokenizer_path, model::wan::t5_weights_fingerprint(weights), text_len),
       vm->count("embedding-cache") ? (*vm)["embedding-cache"].as<std::string>() : "");
   auto encode = [&](const std::string& text) {
     return cache.get(text, [&] {
@@ -80,7 +80,8 @@ int tool_encode_text_command(const Invocation& call) {
         WB_CHECK(tokenizer.vocab_size() <= encoder->config().vocab, tokenizer_path, ": ",
                  tokenizer.vocab_size(), " pieces, more than the ", encoder->config().vocab,
                  " embeddings of ", weights);
-        load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        load_seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       }
       const auto start = std::chrono::steady_clock::now();
       const io::T5Tokens t = tokenizer.tokenize(text, text_len);
@@ -89,7 +90,8 @@ int tool_encode_text_command(const Invocation& call) {
       e.ids = Tensor::from_vector(real_ids, {t.length});
       // The real tokens only: the padding is masked as keys, so these are the padded result's rows.
       e.context = encoder->encode(ctx, e.ids, t.length);
-      forward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      forward_seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       return e;
     });
   };
@@ -119,8 +121,7 @@ int tool_encode_text_command(const Invocation& call) {
   out.commit();
   WB_LOG(info) << "context " << core::shape_str(context.shape()) << " (" << tokens.length
                << " tokens) written to " << output_path << " (load " << load_seconds
-               << " s, forward " << forward_seconds << " s, " << cache.hits()
-               << " from the cache)";
+               << " s, forward " << forward_seconds << " s, " << cache.hits() << " from the cache)";
   return 0;
 }
 

@@ -66,33 +66,34 @@ int tool_sample_command(const Invocation& call) {
       "noise [C,F,H,W] (or give --seed with --size and --frames, or --init-noise), and for I2V y "
       "and clip. OUT.h5 gets latents [C,F,H,W] f32, timesteps, and attributes saying how they "
       "were made (solver, steps, shift, guide scales, noise, weights and their fingerprints, "
-      "LoRAs, timings). Options left out take the model's official defaults. --low-noise is the only model "
+      "LoRAs, timings). Options left out take the model's official defaults. --low-noise is the "
+      "only model "
       "of a single-model variant; with --high-noise it is Wan2.2's low-noise expert.";
-  spec.options.add_options()
-      ("low-noise", po::value<std::string>()->required(), "DiT weights (the low-noise expert)")
-      ("high-noise", po::value<std::string>(), "Wan2.2 high-noise expert weights")
-      ("boundary", po::value<double>(),
-       "switch to the low-noise expert below boundary·1000 (default 0.875, 0.9 for I2V)")
-      ("lora", po::value<std::vector<std::string>>()->composing(),
-       "LoRA merged into the (low-noise) model, PATH or PATH:STRENGTH (repeatable)")
-      ("high-noise-lora", po::value<std::vector<std::string>>()->composing(),
-       "LoRA merged into the high-noise expert (repeatable)")
-      ("lora-lenient", po::bool_switch(), "warn about LoRA keys that fit no weight, not fail")
-      ("num-heads", po::value<int64_t>(), "attention heads (default: config.json, else dim/128)")
-      ("input", po::value<std::string>()->required(), "input HDF5 file")
-      ("output", po::value<std::string>()->required(), "output HDF5 file (written atomically)")
-      ("solver", po::value<std::string>(), "unipc, dpm++ or euler (default: the model's, unipc)")
-      ("steps", po::value<int>(), "sampling steps (default: the model's)")
-      ("shift", po::value<double>(), "flow shift (default: the model's)")
-      ("guide-scale", po::value<std::string>(),
-       "classifier-free guidance scale G, or G_LOW,G_HIGH for the two experts; 1 = no guidance "
-       "(default: the model's)")
-      ("lightning", po::bool_switch(),
-       "Wan2.2-Lightning defaults: euler, 4 steps, shift 5, guide scale 1 (flags still override)")
-      ("seed", po::value<uint64_t>(), "noise seed, when IN.h5 has no noise")
-      ("size", po::value<std::string>(), "WIDTHxHEIGHT of the video, with --seed")
-      ("frames", po::value<int64_t>(), "frames of the video (4k+1), with --seed")
-      ("init-noise", po::value<std::string>(), "HDF5 file whose 'noise' dataset is the start");
+  spec.options.add_options()("low-noise", po::value<std::string>()->required(),
+                             "DiT weights (the low-noise expert)")(
+      "high-noise", po::value<std::string>(), "Wan2.2 high-noise expert weights")(
+      "boundary", po::value<double>(),
+      "switch to the low-noise expert below boundary·1000 (default 0.875, 0.9 for I2V)")(
+      "lora", po::value<std::vector<std::string>>()->composing(),
+      "LoRA merged into the (low-noise) model, PATH or PATH:STRENGTH (repeatable)")(
+      "high-noise-lora", po::value<std::vector<std::string>>()->composing(),
+      "LoRA merged into the high-noise expert (repeatable)")(
+      "lora-lenient", po::bool_switch(), "warn about LoRA keys that fit no weight, not fail")(
+      "num-heads", po::value<int64_t>(), "attention heads (default: config.json, else dim/128)")(
+      "input", po::value<std::string>()->required(), "input HDF5 file")(
+      "output", po::value<std::string>()->required(), "output HDF5 file (written atomically)")(
+      "solver", po::value<std::string>(), "unipc, dpm++ or euler (default: the model's, unipc)")(
+      "steps", po::value<int>(), "sampling steps (default: the model's)")(
+      "shift", po::value<double>(), "flow shift (default: the model's)")(
+      "guide-scale", po::value<std::string>(),
+      "classifier-free guidance scale G, or G_LOW,G_HIGH for the two experts; 1 = no guidance "
+      "(default: the model's)")(
+      "lightning", po::bool_switch(),
+      "Wan2.2-Lightning defaults: euler, 4 steps, shift 5, guide scale 1 (flags still override)")(
+      "seed", po::value<uint64_t>(), "noise seed, when IN.h5 has no noise")(
+      "size", po::value<std::string>(), "WIDTHxHEIGHT of the video, with --seed")(
+      "frames", po::value<int64_t>(), "frames of the video (4k+1), with --seed")(
+      "init-noise", po::value<std::string>(), "HDF5 file whose 'noise' dataset is the start");
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 
@@ -129,7 +130,8 @@ int tool_sample_command(const Invocation& call) {
   // The model's shape from its tensor list alone: defaults and the latent size are settled, and
   // checked, before the weights load.
   const std::string low_path = (*vm)["low-noise"].as<std::string>();
-  const model::wan::DitConfig low_config = model::wan::read_dit_config(low_path, low_options.num_heads);
+  const model::wan::DitConfig low_config =
+      model::wan::read_dit_config(low_path, low_options.num_heads);
 
   const model::wan::GenerationDefaults defaults =
       (*vm)["lightning"].as<bool>() ? model::wan::lightning_defaults()
@@ -151,8 +153,9 @@ int tool_sample_command(const Invocation& call) {
                << (options.guide_scale_high ? "," + std::to_string(*options.guide_scale_high) : "")
                << (two_experts ? ", boundary " + std::to_string(options.boundary) : "");
 
-  const bool guided = options.guide_scale != 1.0 ||
-                      (two_experts && options.guide_scale_high.value_or(options.guide_scale) != 1.0);
+  const bool guided =
+      options.guide_scale != 1.0 ||
+      (two_experts && options.guide_scale_high.value_or(options.guide_scale) != 1.0);
   WB_CHECK(!guided || conditions.context_null.defined(), input_path,
            " has no 'context_null', which guidance needs (the negative prompt's text-encoder "
            "output); give it, or --guide-scale 1");
@@ -169,8 +172,8 @@ int tool_sample_command(const Invocation& call) {
     WB_CHECK(vm->count("seed") && vm->count("size") && vm->count("frames"), input_path,
              " has no 'noise': give --seed with --size and --frames, or --init-noise");
     const auto [width, height] = parse_size((*vm)["size"].as<std::string>());
-    const core::Shape shape = sampling::latent_shape(low_config.out_dim, width, height,
-                                                     (*vm)["frames"].as<int64_t>());
+    const core::Shape shape =
+        sampling::latent_shape(low_config.out_dim, width, height, (*vm)["frames"].as<int64_t>());
     noise = sampling::initial_noise((*vm)["seed"].as<uint64_t>(), shape);
     noise_source = "philox seed " + std::to_string((*vm)["seed"].as<uint64_t>());
   }
@@ -228,9 +231,8 @@ int tool_sample_command(const Invocation& call) {
   record.wanbatch_version = WANBATCH_VERSION;
   const std::string output = (*vm)["output"].as<std::string>();
   io::write_latents_file(output, result.latents, record);
-  WB_LOG(info) << "latents " << core::shape_str(result.latents.shape()) << " written to "
-               << output << " (" << options.steps << " steps in " << seconds(run_start, end)
-               << " s)";
+  WB_LOG(info) << "latents " << core::shape_str(result.latents.shape()) << " written to " << output
+               << " (" << options.steps << " steps in " << seconds(run_start, end) << " s)";
   return 0;
 }
 

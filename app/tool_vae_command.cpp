@@ -45,22 +45,21 @@ int vae_tool(const Invocation& call, bool decode) {
                         : "Encodes a video with a Wan VAE. IN.h5 holds video [3,F,H,W] in [-1,1] "
                           "with F = 4k+1 and sizes multiples of the VAE stride; OUT.h5 gets "
                           "latents [C,(F-1)/4+1,H/s,W/s] (the normalised mean).";
-  spec.options.add_options()
-      ("vae", po::value<std::string>()->required(),
-       "VAE weights: Wan2.1_VAE.pth / Wan2.2_VAE.pth or a safetensors file")
-      ("input", po::value<std::string>()->required(), "input HDF5 file")
-      ("output", po::value<std::string>()->required(), "output HDF5 file (written atomically)");
+  spec.options.add_options()("vae", po::value<std::string>()->required(),
+                             "VAE weights: Wan2.1_VAE.pth / Wan2.2_VAE.pth or a safetensors file")(
+      "input", po::value<std::string>()->required(), "input HDF5 file")(
+      "output", po::value<std::string>()->required(), "output HDF5 file (written atomically)");
   if (decode) {
-    spec.options.add_options()
-        ("vae-tile", po::bool_switch(),
-         "decode in overlapping spatial tiles, so memory follows the tile, not the frame (default "
-         "tiles: 256 px overlapping by 64 for Wan2.1's VAE, 512 by 128 for Wan2.2's; slightly "
-         "different pixels, see README)")
-        ("vae-tile-size", po::value<int64_t>(),
-         "tile side in video pixels, a multiple of the VAE stride (8 or 16); implies --vae-tile")
-        ("vae-tile-overlap", po::value<int64_t>(),
-         "pixels shared by neighbouring tiles, a multiple of the VAE stride, less than half the "
-         "tile (default a quarter of it); implies --vae-tile");
+    spec.options.add_options()(
+        "vae-tile", po::bool_switch(),
+        "decode in overlapping spatial tiles, so memory follows the tile, not the frame (default "
+        "tiles: 256 px overlapping by 64 for Wan2.1's VAE, 512 by 128 for Wan2.2's; slightly "
+        "different pixels, see README)")(
+        "vae-tile-size", po::value<int64_t>(),
+        "tile side in video pixels, a multiple of the VAE stride (8 or 16); implies --vae-tile")(
+        "vae-tile-overlap", po::value<int64_t>(),
+        "pixels shared by neighbouring tiles, a multiple of the VAE stride, less than half the "
+        "tile (default a quarter of it); implies --vae-tile");
   }
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
@@ -80,8 +79,9 @@ int vae_tool(const Invocation& call, bool decode) {
   const auto run_start = std::chrono::steady_clock::now();
   Tensor output;
   try {
-    output = Tensor::empty(decode ? vae.decoded_shape(input.shape()) : vae.encoded_shape(input.shape()),
-                           core::DType::F32);
+    output =
+        Tensor::empty(decode ? vae.decoded_shape(input.shape()) : vae.encoded_shape(input.shape()),
+                      core::DType::F32);
     if (decode) {
       vae.decode(ctx, input, output);
     } else {

@@ -22,8 +22,8 @@ void check_devices(const char* op, const Context& ctx, std::initializer_list<con
 void check_floating(const char* op, std::initializer_list<const Tensor*> ts) {
   for (const Tensor* t : ts) {
     if (!t->defined()) continue;
-    WB_CHECK(is_floating(t->dtype()) && t->dtype() != DType::F8E4M3, op, ": tensor ",
-             t->describe(), " must be f32, bf16 or f16");
+    WB_CHECK(is_floating(t->dtype()) && t->dtype() != DType::F8E4M3, op, ": tensor ", t->describe(),
+             " must be f32, bf16 or f16");
   }
 }
 
@@ -163,8 +163,8 @@ void permute(const Context& ctx, const Tensor& x, const std::vector<int>& perm, 
   WB_CHECK(x.dtype() == out.dtype(), "permute: dtypes differ: ", x.describe(), " and ",
            out.describe());
   const int n = x.ndim();
-  WB_CHECK(n <= 8 && static_cast<int>(perm.size()) == n, "permute: ", perm.size(),
-           " axes for ", x.describe());
+  WB_CHECK(n <= 8 && static_cast<int>(perm.size()) == n, "permute: ", perm.size(), " axes for ",
+           x.describe());
   std::vector<bool> seen(n, false);
   Shape expected(n);
   for (int d = 0; d < n; ++d) {
@@ -183,8 +183,8 @@ void sinusoidal_embedding(const Context& ctx, const Tensor& timesteps, Tensor& o
   check_floating("sinusoidal_embedding", {&timesteps, &out});
   WB_CHECK(timesteps.ndim() == 1 && out.ndim() == 2 && out.dim(0) == timesteps.dim(0) &&
                out.dim(1) % 2 == 0,
-           "sinusoidal_embedding: timesteps ", timesteps.describe(), " and output ",
-           out.describe(), " do not fit ([T] and [T, even dim])");
+           "sinusoidal_embedding: timesteps ", timesteps.describe(), " and output ", out.describe(),
+           " do not fit ([T] and [T, even dim])");
   if (ctx.device().is_cuda()) no_cuda_kernel("sinusoidal_embedding");
   cpu::sinusoidal_embedding(timesteps, out);
 }
@@ -233,8 +233,9 @@ void scale(const Context& ctx, const Tensor& x, float factor, Tensor& out) {
 
 void linear_combination(const Context& ctx, const std::vector<double>& coefficients,
                         const std::vector<const Tensor*>& inputs, Tensor& out) {
-  WB_CHECK(!inputs.empty() && coefficients.size() == inputs.size(), "linear_combination: ",
-           coefficients.size(), " coefficients for ", inputs.size(), " inputs");
+  WB_CHECK(!inputs.empty() && coefficients.size() == inputs.size(),
+           "linear_combination: ", coefficients.size(), " coefficients for ", inputs.size(),
+           " inputs");
   check_devices("linear_combination", ctx, {&out});
   check_floating("linear_combination", {&out});
   for (const Tensor* x : inputs) {
@@ -307,8 +308,7 @@ void rope_3d(const Context& ctx, const Tensor& x, const RopeGrid& grid, int64_t 
            "rope_3d: bad grid ", grid.frames, "x", grid.height, "x", grid.width, " or offset ",
            token_offset);
   constexpr int64_t kMaxPosition = 1024;  // the reference's frequency table length
-  WB_CHECK(grid.frames <= kMaxPosition && grid.height <= kMaxPosition &&
-               grid.width <= kMaxPosition,
+  WB_CHECK(grid.frames <= kMaxPosition && grid.height <= kMaxPosition && grid.width <= kMaxPosition,
            "rope_3d: grid ", grid.frames, "x", grid.height, "x", grid.width,
            " exceeds the 1024 positions of the RoPE table");
   if (ctx.device().is_cuda()) no_cuda_kernel("rope_3d");
@@ -413,9 +413,8 @@ void upsample_nearest_2x(const Context& ctx, const Tensor& x, Tensor& out) {
 }
 
 Shape conv3d_output_shape(const Shape& x, const Shape& weight, const Conv3dParams& params) {
-  WB_CHECK((x.size() == 4 || x.size() == 5) && weight.size() == 5, "conv3d: input ",
-           shape_str(x), " must be [(N,) C, T, H, W] and weight ", shape_str(weight),
-           " [O, C, kt, kh, kw]");
+  WB_CHECK((x.size() == 4 || x.size() == 5) && weight.size() == 5, "conv3d: input ", shape_str(x),
+           " must be [(N,) C, T, H, W] and weight ", shape_str(weight), " [O, C, kt, kh, kw]");
   const size_t base = x.size() - 4;
   WB_CHECK(x[base] == weight[1], "conv3d: input has ", x[base], " channels, weight ",
            shape_str(weight), " expects ", weight[1]);

@@ -68,9 +68,9 @@ void gated_residual(const Context& ctx, const Tensor& x, const Tensor& y, const 
                     Tensor& out);
 
 struct AttentionOptions {
-  float scale = 0.0f;            // 0 means 1/sqrt(head_dim)
-  std::vector<int64_t> k_lens;   // per batch entry: keys at positions ≥ k_lens[b] are masked
-  Tensor bias;                   // optional additive bias [H, Lq, Lk] (T5 relative positions)
+  float scale = 0.0f;           // 0 means 1/sqrt(head_dim)
+  std::vector<int64_t> k_lens;  // per batch entry: keys at positions ≥ k_lens[b] are masked
+  Tensor bias;                  // optional additive bias [H, Lq, Lk] (T5 relative positions)
 };
 // Scaled dot-product attention. q [B, Lq, H, D], k [B, Lk, H, D], v [B, Lk, H, Dv] →
 // out [B, Lq, H, Dv]. A query whose keys are all masked gets zeros.
@@ -117,7 +117,7 @@ void upsample_nearest_2x(const Context& ctx, const Tensor& x, Tensor& out);
 // x [C, T, H, W] or [N, C, T, H, W]; weight [O, C, kt, kh, kw]; bias [O] or undefined;
 // out [(N,) O, T', H', W'] with T' = (T + pad_t0 + pad_t1 − kt) / stride_t + 1, and so on.
 struct Conv3dParams {
-  std::array<int64_t, 3> stride{1, 1, 1};       // t, h, w
+  std::array<int64_t, 3> stride{1, 1, 1};            // t, h, w
   std::array<int64_t, 6> padding{0, 0, 0, 0, 0, 0};  // t front, t back, top, bottom, left, right
 };
 Shape conv3d_output_shape(const Shape& x, const Shape& weight, const Conv3dParams& params);

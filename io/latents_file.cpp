@@ -34,8 +34,8 @@ void write_latents_file(const std::string& path, const core::Tensor& latents,
   out.attribute("guide_scale", r.guide_scale);
   write_optional(out, "guide_scale_high", r.guide_scale_high);
   write_optional(out, "boundary", r.boundary);
-  out.write("timesteps", core::Tensor::from_vector(r.timesteps,
-                                                   {static_cast<int64_t>(r.timesteps.size())}));
+  out.write("timesteps",
+            core::Tensor::from_vector(r.timesteps, {static_cast<int64_t>(r.timesteps.size())}));
   out.attribute("model_variant", r.model_variant);
   out.attribute("weights", r.weights);
   out.attribute("weights_fingerprint", r.weights_fingerprint);

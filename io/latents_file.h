@@ -27,9 +27,9 @@ struct LatentsRecord {
   std::vector<float> timesteps;
   // With what.
   std::string model_variant;
-  std::string weights, weights_fingerprint;            // the (low-noise) model
+  std::string weights, weights_fingerprint;  // the (low-noise) model
   std::string high_noise_weights, high_noise_fingerprint;
-  std::string loras, high_noise_loras;                 // "path:strength, ..."
+  std::string loras, high_noise_loras;  // "path:strength, ..."
   int64_t world_size = 1, sp_size = 1;
   double load_seconds = 0, sample_seconds = 0;
   std::string wanbatch_version;

@@ -51,8 +51,8 @@ std::pair<char32_t, size_t> decode_utf8(std::string_view text, size_t i) {
 // Unicode White_Space: what `\s` of the `regex` module matches in whitespace_clean.
 bool is_white_space(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
 }
 // Python's str.isspace (what str.strip removes): White_Space plus the separators 0x1C–0x1F.
 bool is_python_space(char32_t c) { return is_white_space(c) || (c >= 0x1C && c <= 0x1F); }
@@ -121,8 +121,9 @@ constexpr NamedReference kNamed[] = {
 
 const NamedReference* find_named(std::string_view name) {
   const auto* end = std::end(kNamed);
-  const auto* it = std::lower_bound(std::begin(kNamed), end, name,
-                                    [](const NamedReference& r, std::string_view n) { return r.name < n; });
+  const auto* it =
+      std::lower_bound(std::begin(kNamed), end, name,
+                       [](const NamedReference& r, std::string_view n) { return r.name < n; });
   return it != end && it->name == name ? it : nullptr;
 }
 
@@ -131,8 +132,8 @@ bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' 
 
 }  // namespace
 
-// Follows Python's html.unescape: the pattern &(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)
-// and _replace_charref.
+// Follows Python's html.unescape: the pattern &(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f
+// <&#;]{1,32};?) and _replace_charref.
 std::string html_unescape(std::string_view text) {
   if (text.find('&') == std::string_view::npos) return std::string(text);
   std::string out;
@@ -144,7 +145,8 @@ std::string html_unescape(std::string_view text) {
     }
     const size_t start = i + 1;
     if (start < text.size() && text[start] == '#') {
-      const bool hex = start + 1 < text.size() && (text[start + 1] == 'x' || text[start + 1] == 'X');
+      const bool hex =
+          start + 1 < text.size() && (text[start + 1] == 'x' || text[start + 1] == 'X');
       size_t d = start + (hex ? 2 : 1), e = d;
       while (e < text.size() && (hex ? is_hex(text[e]) : is_digit(text[e]))) ++e;
       if (e == d) {  // no digits: not a reference

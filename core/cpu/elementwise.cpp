@@ -43,7 +43,8 @@ void gelu_tanh(const Tensor& x, Tensor& out) {
   unary(x, out, [](float v) {
     const double kSqrt2OverPi = 0.7978845608028654;
     const double d = v;
-    return static_cast<float>(0.5 * d * (1.0 + std::tanh(kSqrt2OverPi * (d + 0.044715 * d * d * d))));
+    return static_cast<float>(0.5 * d *
+                              (1.0 + std::tanh(kSqrt2OverPi * (d + 0.044715 * d * d * d))));
   });
 }
 
@@ -55,7 +56,8 @@ void gelu_erf(const Tensor& x, Tensor& out) {
 }
 
 void silu(const Tensor& x, Tensor& out) {
-  unary(x, out, [](float v) { return static_cast<float>(v / (1.0 + std::exp(-static_cast<double>(v)))); });
+  unary(x, out,
+        [](float v) { return static_cast<float>(v / (1.0 + std::exp(-static_cast<double>(v)))); });
 }
 
 void scale(const Tensor& x, float factor, Tensor& out) {
@@ -157,7 +159,8 @@ void sinusoidal_embedding(const Tensor& timesteps, Tensor& out) {
     const double t = tin.get()[r];
     float* row = o.get() + r * dim;
     for (int64_t i = 0; i < half; ++i) {
-      const double angle = t * std::pow(10000.0, -static_cast<double>(i) / static_cast<double>(half));
+      const double angle =
+          t * std::pow(10000.0, -static_cast<double>(i) / static_cast<double>(half));
       row[i] = static_cast<float>(std::cos(angle));
       row[half + i] = static_cast<float>(std::sin(angle));
     }

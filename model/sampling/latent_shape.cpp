@@ -12,8 +12,8 @@ void check_multiple(const char* what, int64_t value, int64_t multiple) {
   if (value > 0 && value % multiple == 0) return;
   const int64_t below = value / multiple * multiple, above = below + multiple;
   throw make_error(what, " ", value, " is not a positive multiple of ", multiple,
-                   " (VAE stride × patch)", below > 0 ? "; try " + std::to_string(below) + " or " : "; try ",
-                   above);
+                   " (VAE stride × patch)",
+                   below > 0 ? "; try " + std::to_string(below) + " or " : "; try ", above);
 }
 
 }  // namespace
@@ -29,8 +29,10 @@ core::Shape latent_shape(int64_t channels, int64_t width, int64_t height, int64_
   const VaeStride stride = vae_stride_for_channels(channels);
   if (frames < 1 || (frames - 1) % stride.frames != 0) {
     const int64_t below = frames < 1 ? 1 : (frames - 1) / 4 * 4 + 1;
-    throw make_error("frames ", frames, " is not 4k+1 (the VAE packs 4 frames per latent frame "
-                     "after the first); try ", below, " or ", below + 4);
+    throw make_error("frames ", frames,
+                     " is not 4k+1 (the VAE packs 4 frames per latent frame "
+                     "after the first); try ",
+                     below, " or ", below + 4);
   }
   check_multiple("width", width, stride.width * kPatch);
   check_multiple("height", height, stride.height * kPatch);

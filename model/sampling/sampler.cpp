@@ -72,8 +72,8 @@ SampleResult sample(const core::Context& ctx, const Experts& experts, const Samp
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double eta = elapsed / (k + 1) * (solver->steps() - k - 1);
-    WB_LOG(info) << (options.item.empty() ? std::string() : options.item + ": ") << "step "
-                 << k + 1 << "/" << solver->steps() << " t=" << t
+    WB_LOG(info) << (options.item.empty() ? std::string() : options.item + ": ") << "step " << k + 1
+                 << "/" << solver->steps() << " t=" << t
                  << (experts.high ? (high ? " high-noise" : " low-noise") : "")
                  << (guide == 1.0 ? " (no CFG)" : "") << " elapsed " << seconds_text(elapsed)
                  << " ETA " << seconds_text(eta);

@@ -19,10 +19,10 @@ struct SamplerOptions {
   SolverKind solver = SolverKind::UniPC;
   int steps = 50;
   double shift = 5.0;
-  double guide_scale = 5.0;                  // the low-noise (or only) model's
-  std::optional<double> guide_scale_high;    // the high-noise expert's (default: guide_scale)
-  double boundary = 0.875;                   // fraction of the 1000 training timesteps
-  std::string item;                          // names the item in progress lines
+  double guide_scale = 5.0;                // the low-noise (or only) model's
+  std::optional<double> guide_scale_high;  // the high-noise expert's (default: guide_scale)
+  double boundary = 0.875;                 // fraction of the 1000 training timesteps
+  std::string item;                        // names the item in progress lines
 };
 
 // The models of one run: `low` is the only model of a single-model variant; `high` (optional) is
@@ -41,9 +41,9 @@ struct SampleConditions {
 };
 
 struct SampleResult {
-  core::Tensor latents;              // [C, F, H, W]
-  std::vector<double> timesteps;     // the model's timestep at each step
-  std::vector<int> high_noise_steps; // 1 where the high-noise expert ran
+  core::Tensor latents;               // [C, F, H, W]
+  std::vector<double> timesteps;      // the model's timestep at each step
+  std::vector<int> high_noise_steps;  // 1 where the high-noise expert ran
 };
 
 // Runs the whole loop from `noise` (its shape is the latent's). Logs one info line per step.

@@ -44,9 +44,12 @@ SolverKind parse_solver(const std::string& name) {
 
 std::string solver_name(SolverKind kind) {
   switch (kind) {
-    case SolverKind::UniPC: return "unipc";
-    case SolverKind::DpmPlusPlus: return "dpm++";
-    case SolverKind::Euler: return "euler";
+    case SolverKind::UniPC:
+      return "unipc";
+    case SolverKind::DpmPlusPlus:
+      return "dpm++";
+    case SolverKind::Euler:
+      return "euler";
   }
   return "?";
 }

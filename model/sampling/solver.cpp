@@ -207,9 +207,12 @@ void Solver::step(const core::Context& ctx, const Tensor& velocity, Tensor& x) {
 std::unique_ptr<Solver> make_solver(SolverKind kind, int steps, double shift) {
   Schedule schedule = make_schedule(kind, steps, shift);
   switch (kind) {
-    case SolverKind::UniPC: return std::make_unique<UniPCSolver>(std::move(schedule));
-    case SolverKind::DpmPlusPlus: return std::make_unique<DpmSolver>(std::move(schedule));
-    case SolverKind::Euler: return std::make_unique<EulerSolver>(std::move(schedule));
+    case SolverKind::UniPC:
+      return std::make_unique<UniPCSolver>(std::move(schedule));
+    case SolverKind::DpmPlusPlus:
+      return std::make_unique<DpmSolver>(std::move(schedule));
+    case SolverKind::Euler:
+      return std::make_unique<EulerSolver>(std::move(schedule));
   }
   throw make_error("unknown solver");
 }

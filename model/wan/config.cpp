@@ -48,7 +48,8 @@ const std::vector<Preset>& presets() {
       {"tiny-t2v", tiny("tiny T2V test model", 16, 16), false},
       {"tiny-t2v-a14b", tiny("tiny T2V test model", 16, 16), true},
       {"tiny-i2v", tiny("tiny I2V test model (Wan2.2 style)", 36, 16), false},
-      {"tiny-i2v-clip", tiny("tiny I2V test model (Wan2.1 style, image branch)", 36, 16, true), false},
+      {"tiny-i2v-clip", tiny("tiny I2V test model (Wan2.1 style, image branch)", 36, 16, true),
+       false},
       {"tiny-ti2v", tiny("tiny TI2V test model", 48, 48), false},
       {"wan2.1-t2v-1.3b", make("Wan2.1 T2V-1.3B", 1536, 8960, 12, 30, 16, 16), false},
       {"wan2.1-t2v-14b", make("Wan2.1 T2V-14B", 5120, 13824, 40, 40, 16, 16), false},
@@ -89,8 +90,8 @@ const core::Shape& require(const std::map<std::string, core::Shape>& shapes,
                            const std::string& name, size_t rank) {
   auto it = shapes.find(name);
   WB_CHECK(it != shapes.end(), "not a Wan DiT checkpoint: tensor '", name, "' is missing");
-  WB_CHECK(it->second.size() == rank, "tensor '", name, "' has shape ",
-           core::shape_str(it->second), ", expected ", rank, " dimensions");
+  WB_CHECK(it->second.size() == rank, "tensor '", name, "' has shape ", core::shape_str(it->second),
+           ", expected ", rank, " dimensions");
   return it->second;
 }
 

@@ -14,12 +14,12 @@
 namespace wanbatch::model::wan {
 
 struct DitConfig {
-  std::string variant;      // human-readable: "Wan2.1 T2V-1.3B", "custom", ...
+  std::string variant;  // human-readable: "Wan2.1 T2V-1.3B", "custom", ...
   int64_t dim = 0;
   int64_t ffn_dim = 0;
   int64_t num_heads = 0;
   int64_t num_layers = 0;
-  int64_t in_dim = 0;       // latent channels in (plus the I2V condition channels)
+  int64_t in_dim = 0;  // latent channels in (plus the I2V condition channels)
   int64_t out_dim = 0;
   int64_t text_dim = 4096;
   int64_t freq_dim = 256;
@@ -37,7 +37,8 @@ struct DitConfig {
 // wan2.2-ti2v-5b (real sizes). Throws listing the names otherwise.
 DitConfig preset(const std::string& name);
 std::vector<std::string> preset_names();
-// Two-expert presets (wan2.2-t2v-a14b, wan2.2-i2v-a14b, tiny-t2v-a14b) are written as high/low-noise folders.
+// Two-expert presets (wan2.2-t2v-a14b, wan2.2-i2v-a14b, tiny-t2v-a14b) are written as
+// high/low-noise folders.
 bool preset_has_two_experts(const std::string& name);
 
 // Detects the configuration from tensor names (official names, prefixes already stripped) and

@@ -105,8 +105,8 @@ void WanDit::plan(const core::Context& ctx, int64_t batch, int64_t tokens, int64
   b.time_rows = time_rows;
   const int64_t rows = batch * tokens, text_rows = batch * c.text_len;
   b.image_tokens = image_tokens;
-  for (Tensor* t : {&b.x, &b.normed, &b.q, &b.k, &b.v, &b.attn, &b.proj, &b.cross_attn,
-                    &b.img_attn}) {
+  for (Tensor* t :
+       {&b.x, &b.normed, &b.q, &b.k, &b.v, &b.attn, &b.proj, &b.cross_attn, &b.img_attn}) {
     *t = make({rows, c.dim});
   }
   b.hidden = make({rows, c.ffn_dim});
@@ -181,7 +181,9 @@ void WanDit::run_block(const core::Context& ctx, const Block& block,
   const int64_t batch = b.batch, tokens = b.tokens, heads = config_.num_heads;
   const int64_t head_dim = config_.head_dim();
   // Rows i·tokens … (i+1)·tokens of a [batch·tokens, …] buffer: sample i.
-  auto sample = [tokens](const Tensor& t, int64_t i) { return t.slice(i * tokens, (i + 1) * tokens); };
+  auto sample = [tokens](const Tensor& t, int64_t i) {
+    return t.slice(i * tokens, (i + 1) * tokens);
+  };
   auto as_heads = [&](const Tensor& t, int64_t n) {
     return t.reshape({n, t.dim(0) / n, heads, head_dim});
   };
@@ -239,8 +241,8 @@ void WanDit::run_block(const core::Context& ctx, const Block& block,
     linear(ctx, block.v_img, b.img, b.img_v);
     for (int64_t i = 0; i < batch; ++i) {  // every sample attends to the one image
       Tensor img_attn = as_heads(sample(b.img_attn, i), 1);
-      ops::attention(ctx, as_heads(sample(b.q, i), 1), as_heads(b.img_k, 1),
-                     as_heads(b.img_v, 1), img_attn);
+      ops::attention(ctx, as_heads(sample(b.q, i), 1), as_heads(b.img_k, 1), as_heads(b.img_v, 1),
+                     img_attn);
     }
     ops::add(ctx, b.cross_attn, b.img_attn, b.cross_attn);
   }
@@ -269,11 +271,11 @@ void WanDit::forward(const core::Context& ctx, const DitInput& input,
   WB_CHECK(latent.ndim() == 4, "DiT input: latent must be [C, F, H, W], got ", latent.describe());
   const int64_t y_channels = input.y.defined() ? input.y.dim(0) : 0;
   WB_CHECK(latent.dim(0) + y_channels == c.in_dim, "DiT input: latent ", latent.describe(),
-           input.y.defined() ? " with y " + input.y.describe() : std::string(),
-           " has ", latent.dim(0) + y_channels, " channels, the model takes ", c.in_dim);
-  WB_CHECK(!input.y.defined() || (input.y.ndim() == 4 && std::equal(input.y.shape().begin() + 1,
-                                                                      input.y.shape().end(),
-                                                                      latent.shape().begin() + 1)),
+           input.y.defined() ? " with y " + input.y.describe() : std::string(), " has ",
+           latent.dim(0) + y_channels, " channels, the model takes ", c.in_dim);
+  WB_CHECK(!input.y.defined() || (input.y.ndim() == 4 &&
+                                  std::equal(input.y.shape().begin() + 1, input.y.shape().end(),
+                                             latent.shape().begin() + 1)),
            "DiT input: y ", input.y.describe(), " does not match latent ", latent.describe());
   const auto& p = c.patch_size;
   WB_CHECK(latent.dim(1) % p[0] == 0 && latent.dim(2) % p[1] == 0 && latent.dim(3) % p[2] == 0,
@@ -281,8 +283,8 @@ void WanDit::forward(const core::Context& ctx, const DitInput& input,
   const core::ops::RopeGrid grid{latent.dim(1) / p[0], latent.dim(2) / p[1], latent.dim(3) / p[2]};
   const int64_t tokens = grid.frames * grid.height * grid.width;
   const int64_t time_rows = input.timestep.numel();
-  WB_CHECK(time_rows == 1 || time_rows == tokens, "DiT input: ", time_rows,
-           " timesteps for ", tokens, " tokens (give one, or one per token)");
+  WB_CHECK(time_rows == 1 || time_rows == tokens, "DiT input: ", time_rows, " timesteps for ",
+           tokens, " tokens (give one, or one per token)");
   for (const Tensor* context : contexts) {
     WB_CHECK(context->ndim() == 2 && context->dim(1) == c.text_dim && context->dim(0) >= 1 &&
                  context->dim(0) <= c.text_len,
@@ -314,16 +316,17 @@ void WanDit::forward(const core::Context& ctx, const DitInput& input,
   input_cat.slice(0, latent.dim(0)).copy_from(latent);
   if (input.y.defined()) input_cat.slice(latent.dim(0), channels).copy_from(input.y);
   Tensor& patches = b.patches;
-  Tensor patches7 = patches.reshape({grid.frames, grid.height, grid.width, channels, p[0], p[1], p[2]});
-  ops::permute(ctx,
-               input_cat.reshape({channels, grid.frames, p[0], grid.height, p[1], grid.width, p[2]}),
-               {1, 3, 5, 0, 2, 4, 6}, patches7);
+  Tensor patches7 =
+      patches.reshape({grid.frames, grid.height, grid.width, channels, p[0], p[1], p[2]});
+  ops::permute(
+      ctx, input_cat.reshape({channels, grid.frames, p[0], grid.height, p[1], grid.width, p[2]}),
+      {1, 3, 5, 0, 2, 4, 6}, patches7);
   Tensor first = b.x.slice(0, tokens);
   ops::linear(ctx, patches, patch_weight_, patch_bias_, first);
   for (int64_t i = 1; i < batch; ++i) b.x.slice(i * tokens, (i + 1) * tokens).copy_from(first);
 
-  embed_time(ctx, input.timestep.dtype() == DType::F32 ? input.timestep
-                                                      : input.timestep.to(DType::F32));
+  embed_time(ctx,
+             input.timestep.dtype() == DType::F32 ? input.timestep : input.timestep.to(DType::F32));
   embed_context(ctx, contexts, input.clip);
   for (const Block& block : blocks_) run_block(ctx, block, grid);
 

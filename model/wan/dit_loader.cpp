@@ -15,7 +15,8 @@ WanDit::Weights read_dit_weights(const std::string& path) {
   for (const std::string& name : checkpoint.names()) {
     const std::string official = official_dit_name(name);
     auto [it, inserted] = weights.emplace(official, checkpoint.tensor(name));
-    WB_CHECK(inserted, path, ": two tensors are both '", official, "' once prefixes are removed and names made official");
+    WB_CHECK(inserted, path, ": two tensors are both '", official,
+             "' once prefixes are removed and names made official");
   }
   dequantize_scaled_fp8(weights, path);
   return weights;

@@ -14,7 +14,7 @@ namespace wanbatch::model::wan {
 struct DitLoadOptions {
   std::optional<int64_t> num_heads;  // default: config.json beside the weights, else dim/128
   std::vector<LoraFile> loras;
-  bool lora_lenient = false;         // LoRA keys that fit nothing: warn and skip, not fail
+  bool lora_lenient = false;  // LoRA keys that fit nothing: warn and skip, not fail
 
   static DitLoadOptions with_num_heads(int64_t heads) {
     DitLoadOptions options;

@@ -29,12 +29,16 @@ struct ModuleUpdate {
 
 // Splits a key into (module, role) by its known suffix; role empty when it has none.
 std::pair<std::string, std::string> split_key(const std::string& key) {
-  static const std::pair<const char*, const char*> kSuffixes[] = {
-      {".lora_down.weight", "down"}, {".lora_up.weight", "up"}, {".lora_A.weight", "down"},
-      {".lora_B.weight", "up"},      {".alpha", "alpha"},       {".diff_b", "diff_b"},
-      {".diff", "diff"}};
+  static const std::pair<const char*, const char*> kSuffixes[] = {{".lora_down.weight", "down"},
+                                                                  {".lora_up.weight", "up"},
+                                                                  {".lora_A.weight", "down"},
+                                                                  {".lora_B.weight", "up"},
+                                                                  {".alpha", "alpha"},
+                                                                  {".diff_b", "diff_b"},
+                                                                  {".diff", "diff"}};
   for (const auto& [suffix, role] : kSuffixes) {
-    if (ends_with(key, suffix)) return {key.substr(0, key.size() - std::string(suffix).size()), role};
+    if (ends_with(key, suffix))
+      return {key.substr(0, key.size() - std::string(suffix).size()), role};
   }
   return {key, ""};
 }
@@ -116,13 +120,20 @@ void merge_loras(WanDit::Weights& weights, const std::vector<LoraFile>& loras, b
       auto [module, role] = split_key(key);
       const std::optional<std::string> flat = kohya.official(module);
       ModuleUpdate& m = modules[flat ? *flat : official_dit_name(module)];
-      if (role == "down") m.down = key;
-      else if (role == "up") m.up = key;
-      else if (role == "alpha") m.alpha = key;
-      else if (role == "diff") m.diff = key;
-      else if (role == "diff_b") m.diff_b = key;
-      else problem(key, "is not a LoRA key (expected lora_down/lora_up, lora_A/lora_B, alpha, "
-                        "diff or diff_b)");
+      if (role == "down")
+        m.down = key;
+      else if (role == "up")
+        m.up = key;
+      else if (role == "alpha")
+        m.alpha = key;
+      else if (role == "diff")
+        m.diff = key;
+      else if (role == "diff_b")
+        m.diff_b = key;
+      else
+        problem(key,
+                "is not a LoRA key (expected lora_down/lora_up, lora_A/lora_B, alpha, "
+                "diff or diff_b)");
     }
     size_t merged = 0;
     for (const auto& [module, m] : modules) {
@@ -177,8 +188,8 @@ void merge_loras(WanDit::Weights& weights, const std::vector<LoraFile>& loras, b
       if (!m.diff.empty()) add_delta(m.diff, weights.count(weight_name) ? weight_name : module);
       if (!m.diff_b.empty()) add_delta(m.diff_b, module + ".bias");
     }
-    WB_LOG(info) << "merged LoRA " << lora.path << " (strength " << lora.strength << "): "
-                 << merged << " tensors updated";
+    WB_LOG(info) << "merged LoRA " << lora.path << " (strength " << lora.strength << "): " << merged
+                 << " tensors updated";
   }
 }
 

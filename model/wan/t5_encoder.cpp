@@ -45,9 +45,9 @@ void check_shapes(const std::map<std::string, Shape>& expected,
     if (names.size() > 12) s += ", ...";
     return s + "; ";
   };
-  std::string message = "T5 encoder weights do not fit the umt5 encoder: " +
-                        list("missing", missing) + list("unexpected", unexpected) +
-                        list("misshapen", misshapen);
+  std::string message =
+      "T5 encoder weights do not fit the umt5 encoder: " + list("missing", missing) +
+      list("unexpected", unexpected) + list("misshapen", misshapen);
   message.resize(message.size() - 2);
   throw Error(message);
 }
@@ -177,8 +177,7 @@ void T5Encoder::plan(const core::Context& ctx, int64_t tokens) {
   b.gate = make({tokens, c.ffn_dim});
   b.hidden = make({tokens, c.ffn_dim});
   b.bias = make({c.num_heads, tokens, tokens});
-  b.host_bias = device.is_cpu() ? b.bias
-                                : Tensor::empty({c.num_heads, tokens, tokens}, DType::F32);
+  b.host_bias = device.is_cpu() ? b.bias : Tensor::empty({c.num_heads, tokens, tokens}, DType::F32);
   b.buckets.resize(static_cast<size_t>(tokens * tokens));
   for (int64_t i = 0; i < tokens; ++i) {
     for (int64_t j = 0; j < tokens; ++j) {

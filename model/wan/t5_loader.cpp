@@ -17,7 +17,8 @@ bool is_pth(const std::string& path) {
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // ComfyUI's fp8-scaled files: a `scaled_fp8` marker, or scales beside the weights.
@@ -50,7 +51,9 @@ std::string official_t5_name(const std::string& name) {
   if (std::regex_match(name, m, kFfn)) {
     const std::string w = m[2].str();
     return "blocks." + m[1].str() +
-           (w == "wi_0" ? ".ffn.gate.0.weight" : w == "wi_1" ? ".ffn.fc1.weight" : ".ffn.fc2.weight");
+           (w == "wi_0"   ? ".ffn.gate.0.weight"
+            : w == "wi_1" ? ".ffn.fc1.weight"
+                          : ".ffn.fc2.weight");
   }
   if (name == "shared.weight" || name == "encoder.embed_tokens.weight") {
     return "token_embedding.weight";
@@ -74,8 +77,8 @@ T5Encoder::Weights read_t5_weights(const std::string& path) {
   }
   // HF files may hold the tied embedding twice; keep shared.weight.
   if (raw.count("shared.weight") && raw.count("encoder.embed_tokens.weight")) {
-    WB_CHECK(raw.at("shared.weight").shape() == raw.at("encoder.embed_tokens.weight").shape(),
-             path, ": shared.weight ", raw.at("shared.weight").describe(),
+    WB_CHECK(raw.at("shared.weight").shape() == raw.at("encoder.embed_tokens.weight").shape(), path,
+             ": shared.weight ", raw.at("shared.weight").describe(),
              " and encoder.embed_tokens.weight ", raw.at("encoder.embed_tokens.weight").describe(),
              " differ");
     raw.erase("encoder.embed_tokens.weight");
@@ -84,7 +87,8 @@ T5Encoder::Weights read_t5_weights(const std::string& path) {
   for (auto& [name, tensor] : raw) {
     const std::string official = official_t5_name(name);
     auto [it, inserted] = weights.emplace(official, std::move(tensor));
-    WB_CHECK(inserted, path, ": two tensors are both '", official, "' once names are made official");
+    WB_CHECK(inserted, path, ": two tensors are both '", official,
+             "' once names are made official");
   }
   return weights;
 }

@@ -1,7 +1,8 @@
 // Loading the umt5-xxl text encoder as users have it: Wan's official
 // `models_t5_umt5-xxl-enc-bf16.pth` (official names), or a safetensors file in those names or in
-// Hugging Face / ComfyUI names (`umt5_xxl_fp16.safetensors`: `encoder.block.N.layer.0.SelfAttention.q`,
-// `shared.weight`, ...), which are mapped to the official ones.
+// Hugging Face / ComfyUI names (`umt5_xxl_fp16.safetensors`:
+// `encoder.block.N.layer.0.SelfAttention.q`, `shared.weight`, ...), which are mapped to the
+// official ones.
 #pragma once
 
 #include <string>

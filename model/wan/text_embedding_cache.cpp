@@ -58,7 +58,8 @@ std::optional<TextEmbedding> TextEmbeddingCache::find(const std::string& text) {
     if (std::filesystem::exists(path)) {
       try {
         const io::Hdf5Reader in = io::Hdf5Reader::open(path);
-        if (in.attribute_string("prompt") == text && in.attribute_string("model_key") == model_key_) {
+        if (in.attribute_string("prompt") == text &&
+            in.attribute_string("model_key") == model_key_) {
           TextEmbedding e{in.read("ids"), in.read("context")};
           memory_[text] = e;
           ++hits_;

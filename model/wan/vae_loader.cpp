@@ -16,7 +16,8 @@ WanVae load_vae(const std::string& path, const core::Context& ctx) {
     weights = io::read_pytorch_state_dict(path);
   } else {
     const io::Checkpoint checkpoint = io::Checkpoint::open(path);
-    for (const std::string& name : checkpoint.names()) weights.emplace(name, checkpoint.tensor(name));
+    for (const std::string& name : checkpoint.names())
+      weights.emplace(name, checkpoint.tensor(name));
   }
   try {
     return WanVae(weights, ctx);

@@ -14,8 +14,7 @@ namespace wanbatch::testing {
 inline ::testing::AssertionResult matches_reference(const std::vector<float>& got,
                                                     const std::vector<float>& want, double rel) {
   if (got.size() != want.size()) {
-    return ::testing::AssertionFailure()
-           << got.size() << " values, expected " << want.size();
+    return ::testing::AssertionFailure() << got.size() << " values, expected " << want.size();
   }
   double sum_sq = 0.0;
   for (float w : want) sum_sq += static_cast<double>(w) * w;
@@ -23,7 +22,8 @@ inline ::testing::AssertionResult matches_reference(const std::vector<float>& go
   size_t bad = 0, worst = 0;
   double worst_ratio = 0.0;
   for (size_t i = 0; i < want.size(); ++i) {
-    const double ratio = std::fabs(static_cast<double>(got[i]) - want[i]) / (std::fabs(want[i]) + rms);
+    const double ratio =
+        std::fabs(static_cast<double>(got[i]) - want[i]) / (std::fabs(want[i]) + rms);
     if (!(ratio <= rel)) ++bad;  // NaN counts as a mismatch
     if (!(ratio <= worst_ratio)) {
       worst_ratio = ratio;

@@ -101,8 +101,8 @@ TEST_F(Cli, TestModelWithTextInputsAndVaeSamplesAndDecodes) {
 
 TEST_F(Cli, ShardedTwoExpertModelHasIndexAndBothExperts) {
   const fs::path model = dir_ / "moe";
-  Result r = run("make-test-model --variant tiny-t2v-a14b --shard-gb 0.0001 --output " +
-                 model.string());
+  Result r =
+      run("make-test-model --variant tiny-t2v-a14b --shard-gb 0.0001 --output " + model.string());
   ASSERT_EQ(r.status, 0) << r.output;
   for (const char* expert : {"high_noise_model", "low_noise_model"}) {
     const fs::path index = model / expert / "diffusion_pytorch_model.safetensors.index.json";
@@ -121,13 +121,14 @@ TEST_F(Cli, ShardedTwoExpertModelHasIndexAndBothExperts) {
 
 TEST_F(Cli, ConfigFileSuppliesOptionsAndFlagsOverrideIt) {
   const fs::path ini = dir_ / "job.ini";
-  std::ofstream(ini) << "# a job file\nvariant = tiny-ti2v\noutput = " << (dir_ / "from_ini").string()
-                     << "\nlog-level = warning\n";
+  std::ofstream(ini) << "# a job file\nvariant = tiny-ti2v\noutput = "
+                     << (dir_ / "from_ini").string() << "\nlog-level = warning\n";
   Result r = run("make-test-model --config " + ini.string());
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(fs::exists(dir_ / "from_ini" / "config.json"));
   EXPECT_EQ(r.output.find("info:"), std::string::npos) << r.output;  // log-level from the file
-  r = run("make-test-model --config " + ini.string() + " --output " + (dir_ / "from_flag").string());
+  r = run("make-test-model --config " + ini.string() + " --output " +
+          (dir_ / "from_flag").string());
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(fs::exists(dir_ / "from_flag" / "config.json"));
   std::ofstream(ini, std::ios::app) << "bogus-key = 1\n";

@@ -7,12 +7,12 @@
 #include <filesystem>
 #include <string>
 
+#include "fixture_path.h"
 #include "io/hdf5_file.h"
 #include "io/safetensors.h"
 #include "reference_match.h"
 #include "run_wanbatch.h"
 #include "temp_dir_test.h"
-#include "fixture_path.h"
 
 namespace wanbatch {
 namespace {
@@ -24,7 +24,6 @@ std::string fixture(const std::string& name) { return wanbatch::testing::fixture
 
 class ToolDit : public wanbatch::testing::TempDirTest {
  protected:
-
   // The reference case's inputs as an HDF5 file; `batched` adds the leading batch dimension of 1
   // a PyTorch dump has.
   std::string write_input(const std::string& name, bool batched = false) {
@@ -50,9 +49,9 @@ class ToolDit : public wanbatch::testing::TempDirTest {
     const auto io = io::SafetensorsFile::open(fixture("dit_" + name + ".io.safetensors"));
     const std::string input = write_input(name, batched);
     const std::string output = (dir_ / (name + ".out.h5")).string();
-    const auto r = run_wanbatch("tool dit --weights " + fixture("dit_" + name + ".weights.safetensors") +
-                                " --num-heads " + io->metadata().at("num_heads") + " --input " +
-                                input + " --output " + output + " " + extra);
+    const auto r = run_wanbatch(
+        "tool dit --weights " + fixture("dit_" + name + ".weights.safetensors") + " --num-heads " +
+        io->metadata().at("num_heads") + " --input " + input + " --output " + output + " " + extra);
     ASSERT_EQ(r.status, 0) << r.output;
     const auto out = io::Hdf5Reader::open(output);
     const core::Tensor velocity = out.read("velocity");
@@ -62,7 +61,6 @@ class ToolDit : public wanbatch::testing::TempDirTest {
         << name;
     EXPECT_TRUE(out.attribute_string("model_variant").has_value());
   }
-
 };
 
 TEST_F(ToolDit, MatchesTheReferenceOnEveryVariant) {
@@ -117,11 +115,10 @@ TEST_F(ToolDit, InputThatDoesNotFitTheModelNamesTheInputFile) {
 
 TEST_F(ToolDit, LoraKeyMatchingNoWeightFailsOrWarnsWhenLenient) {
   const std::string lora = (dir_ / "stray.safetensors").string();
-  io::write_safetensors(
-      lora, {{"diffusion_model.blocks.7.ffn.0.lora_down.weight",
-              core::Tensor::zeros({2, 64}, core::DType::F32)},
-             {"diffusion_model.blocks.7.ffn.0.lora_up.weight",
-              core::Tensor::zeros({128, 2}, core::DType::F32)}});
+  io::write_safetensors(lora, {{"diffusion_model.blocks.7.ffn.0.lora_down.weight",
+                                core::Tensor::zeros({2, 64}, core::DType::F32)},
+                               {"diffusion_model.blocks.7.ffn.0.lora_up.weight",
+                                core::Tensor::zeros({128, 2}, core::DType::F32)}});
   const std::string input = write_input("t2v");
   const std::string output = (dir_ / "out.h5").string();
   const std::string command = "tool dit --weights " + fixture("dit_t2v.weights.safetensors") +

@@ -120,7 +120,8 @@ TEST_F(ToolEncodeText, NegativePromptAndEmbeddingCache) {
   }
   EXPECT_NE(a.read("context").to_floats(), a.read("context_null").to_floats());
   size_t files = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(cache)) files += entry.is_regular_file();
+  for (const auto& entry : std::filesystem::directory_iterator(cache))
+    files += entry.is_regular_file();
   EXPECT_EQ(files, 2u);
   // The official default negative prompt.
   r = run_wanbatch("tool encode-text --t5 " + weights_ + " --tokenizer " + tokenizer_ +

@@ -6,13 +6,13 @@
 #include <filesystem>
 #include <string>
 
+#include "fixture_path.h"
 #include "io/hdf5_file.h"
 #include "io/safetensors.h"
 #include "model/sampling/philox_noise.h"
 #include "reference_match.h"
 #include "run_wanbatch.h"
 #include "temp_dir_test.h"
-#include "fixture_path.h"
 
 namespace wanbatch {
 namespace {
@@ -25,8 +25,7 @@ std::string fixture(const std::string& name) { return wanbatch::testing::fixture
 class ToolSample : public testing::TempDirTest {
  protected:
   // The case's noise and contexts as an HDF5 input (without the noise when `with_noise` is off).
-  std::string write_input(const std::string& name, bool with_noise = true,
-                          bool with_null = true) {
+  std::string write_input(const std::string& name, bool with_noise = true, bool with_null = true) {
     const auto io = io::SafetensorsFile::open(fixture("sampling_loop_" + name + ".safetensors"));
     const std::string path = (dir_ / (name + ".in.h5")).string();
     io::Hdf5Writer out(path);
@@ -42,11 +41,11 @@ class ToolSample : public testing::TempDirTest {
                       const std::string& output) {
     const auto io = io::SafetensorsFile::open(fixture("sampling_loop_" + name + ".safetensors"));
     const auto& m = io->metadata();
-    std::string args = "tool sample --low-noise " + fixture(m.at("low_weights")) +
-                       " --num-heads " + m.at("num_heads") + " --solver " + m.at("solver") +
-                       " --steps " + m.at("steps") + " --shift " + m.at("shift") +
-                       " --guide-scale " + m.at("guide_low") + "," + m.at("guide_high") +
-                       " --input " + input + " --output " + output;
+    std::string args = "tool sample --low-noise " + fixture(m.at("low_weights")) + " --num-heads " +
+                       m.at("num_heads") + " --solver " + m.at("solver") + " --steps " +
+                       m.at("steps") + " --shift " + m.at("shift") + " --guide-scale " +
+                       m.at("guide_low") + "," + m.at("guide_high") + " --input " + input +
+                       " --output " + output;
     if (!m.at("high_weights").empty()) {
       args += " --high-noise " + fixture(m.at("high_weights")) + " --boundary " + m.at("boundary");
     }
@@ -62,8 +61,8 @@ TEST_F(ToolSample, ReproducesTheReferenceLoops) {
     ASSERT_EQ(r.status, 0) << r.output;
     EXPECT_NE(r.output.find("step 1/"), std::string::npos) << r.output;  // progress lines
     const auto out = io::Hdf5Reader::open(output);
-    const auto io = io::SafetensorsFile::open(fixture(std::string("sampling_loop_") + name +
-                                                      ".safetensors"));
+    const auto io =
+        io::SafetensorsFile::open(fixture(std::string("sampling_loop_") + name + ".safetensors"));
     // fp32 against the float64 reference over the whole loop (see model_sampling): 2e-5.
     EXPECT_TRUE(testing::matches_reference(out.read("latents").to_floats(),
                                            io->tensor("latents").to_floats(), 2e-5));
@@ -75,11 +74,10 @@ TEST_F(ToolSample, ReproducesTheReferenceLoops) {
 TEST_F(ToolSample, LightningDefaultsAreTheEulerCase) {
   // euler_moe_nocfg is Lightning's setting: Euler, 4 steps, shift 5, no guidance, boundary 0.875.
   const std::string output = (dir_ / "lightning.h5").string();
-  const auto r = run_wanbatch(
-      "tool sample --lightning --num-heads 4 --low-noise " +
-      fixture("sampling_loop_low.weights.safetensors") + " --high-noise " +
-      fixture("sampling_loop_high.weights.safetensors") + " --input " +
-      write_input("euler_moe_nocfg", true, false) + " --output " + output);
+  const auto r = run_wanbatch("tool sample --lightning --num-heads 4 --low-noise " +
+                              fixture("sampling_loop_low.weights.safetensors") + " --high-noise " +
+                              fixture("sampling_loop_high.weights.safetensors") + " --input " +
+                              write_input("euler_moe_nocfg", true, false) + " --output " + output);
   ASSERT_EQ(r.status, 0) << r.output;
   const auto io = io::SafetensorsFile::open(fixture("sampling_loop_euler_moe_nocfg.safetensors"));
   const auto out = io::Hdf5Reader::open(output);
@@ -96,9 +94,9 @@ TEST_F(ToolSample, NoiseFromASeedIsThePhiloxNoiseAndInitNoiseReplacesIt) {
   // Euler, no guidance: no negative prompt needed. 32x32 pixels, 5 frames → [16, 2, 4, 4].
   const std::string input = write_input("euler_moe_nocfg", false, false);
   const auto io = io::SafetensorsFile::open(fixture("sampling_loop_euler_moe_nocfg.safetensors"));
-  const std::string base = "tool sample --low-noise " + fixture("sampling_loop_low.weights.safetensors") +
-                           " --num-heads 4 --solver euler --steps 2 --shift 5 --guide-scale 1 --input " +
-                           input;
+  const std::string base =
+      "tool sample --low-noise " + fixture("sampling_loop_low.weights.safetensors") +
+      " --num-heads 4 --solver euler --steps 2 --shift 5 --guide-scale 1 --input " + input;
   const std::string seeded = (dir_ / "seeded.h5").string();
   auto r = run_wanbatch(base + " --seed 7 --size 32x32 --frames 5 --output " + seeded);
   ASSERT_EQ(r.status, 0) << r.output;

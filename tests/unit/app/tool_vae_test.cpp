@@ -44,15 +44,16 @@ TEST_F(ToolVae, MatchesTheReferenceFromSafetensorsAndPth) {
       auto r = run_wanbatch("tool vae-decode --vae " + fixture_path(weights) + " --input " +
                             write_input("latents", io->tensor("latents")) + " --output " + decoded);
       ASSERT_EQ(r.status, 0) << r.output;
-      EXPECT_TRUE(testing::matches_reference(io::Hdf5Reader::open(decoded).read("frames").to_floats(),
-                                             io->tensor("video").to_floats(), 1e-4));
+      EXPECT_TRUE(
+          testing::matches_reference(io::Hdf5Reader::open(decoded).read("frames").to_floats(),
+                                     io->tensor("video").to_floats(), 1e-4));
       const std::string encoded = (dir_ / "encoded.h5").string();
       r = run_wanbatch("tool vae-encode --vae " + fixture_path(weights) + " --input " +
                        write_input("video", io->tensor("video_in")) + " --output " + encoded);
       ASSERT_EQ(r.status, 0) << r.output;
-      EXPECT_TRUE(testing::matches_reference(
-          io::Hdf5Reader::open(encoded).read("latents").to_floats(),
-          io->tensor("latents_out").to_floats(), 1e-4));
+      EXPECT_TRUE(
+          testing::matches_reference(io::Hdf5Reader::open(encoded).read("latents").to_floats(),
+                                     io->tensor("latents_out").to_floats(), 1e-4));
     }
   }
 }

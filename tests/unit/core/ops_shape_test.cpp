@@ -40,8 +40,8 @@ TEST(Ops, SinusoidalEmbeddingIsCosinesThenSines) {
   const float* row0 = out.data<float>();
   const float* row1 = row0 + 8;
   for (int i = 0; i < 4; ++i) {
-    EXPECT_EQ(row0[i], 1.0f);      // cos(0)
-    EXPECT_EQ(row0[4 + i], 0.0f);  // sin(0)
+    EXPECT_EQ(row0[i], 1.0f);                      // cos(0)
+    EXPECT_EQ(row0[4 + i], 0.0f);                  // sin(0)
     const double f = std::pow(10000.0, -i / 4.0);  // frequencies 1, 0.1, 0.01, 0.001
     EXPECT_NEAR(row1[i], std::cos(3.0 * f), 1e-7);
     EXPECT_NEAR(row1[4 + i], std::sin(3.0 * f), 1e-7);

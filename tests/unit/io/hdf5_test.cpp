@@ -28,7 +28,6 @@ using core::Tensor;
 
 class Hdf5 : public wanbatch::testing::TempDirTest {
  protected:
-
   std::string file(const std::string& name) const { return (dir_ / name).string(); }
 
   std::vector<std::string> dir_entries() const {
@@ -39,7 +38,6 @@ class Hdf5 : public wanbatch::testing::TempDirTest {
     std::sort(names.begin(), names.end());
     return names;
   }
-
 };
 
 // Runs `body`, expecting an Error whose message contains every one of `needles`.

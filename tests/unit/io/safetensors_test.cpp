@@ -21,7 +21,6 @@ using core::Tensor;
 
 class Safetensors : public wanbatch::testing::TempDirTest {
  protected:
-
   // A file made of a raw header string and `data_bytes` bytes of data.
   std::string raw_file(const std::string& name, const std::string& header, size_t data_bytes,
                        int64_t claimed_header_size = -1) {
@@ -44,13 +43,13 @@ class Safetensors : public wanbatch::testing::TempDirTest {
       EXPECT_NE(message.find(needle), std::string::npos) << message;
     }
   }
-
 };
 
 Tensor filled(const core::Shape& shape, DType dtype, int seed) {
   Tensor t = Tensor::empty(shape, dtype);
   auto* bytes = static_cast<unsigned char*>(t.raw());
-  for (size_t i = 0; i < t.nbytes(); ++i) bytes[i] = static_cast<unsigned char>((i * 31 + seed) & 0x7b);
+  for (size_t i = 0; i < t.nbytes(); ++i)
+    bytes[i] = static_cast<unsigned char>((i * 31 + seed) & 0x7b);
   return t;
 }
 
@@ -131,40 +130,42 @@ TEST_F(Safetensors, RejectsHeaderThatIsNotJson) {
 TEST_F(Safetensors, RejectsEntriesMissingFields) {
   expect_rejected(raw_file("nodtype.safetensors", R"({"w":{"shape":[1],"data_offsets":[0,4]}})", 4),
                   "'w' has no dtype");
-  expect_rejected(raw_file("noshape.safetensors", R"({"w":{"dtype":"F32","data_offsets":[0,4]}})", 4),
-                  "'w' has no shape");
+  expect_rejected(
+      raw_file("noshape.safetensors", R"({"w":{"dtype":"F32","data_offsets":[0,4]}})", 4),
+      "'w' has no shape");
   expect_rejected(raw_file("nooff.safetensors", R"({"w":{"dtype":"F32","shape":[1]}})", 4),
                   "'w' has no data_offsets");
 }
 
 TEST_F(Safetensors, RejectsUnknownDtype) {
-  expect_rejected(raw_file("f64.safetensors",
-                           R"({"w":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}})", 8),
-                  "'w' has unsupported dtype 'F64'");
+  expect_rejected(
+      raw_file("f64.safetensors", R"({"w":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}})", 8),
+      "'w' has unsupported dtype 'F64'");
 }
 
 TEST_F(Safetensors, RejectsBadShapes) {
-  expect_rejected(raw_file("neg.safetensors",
-                           R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4),
-                  "'w' has an invalid shape");
+  expect_rejected(
+      raw_file("neg.safetensors", R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4),
+      "'w' has an invalid shape");
   expect_rejected(raw_file("frac.safetensors",
                            R"({"w":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}})", 4),
                   "'w' has an invalid shape");
 }
 
 TEST_F(Safetensors, RejectsBadOffsets) {
-  expect_rejected(raw_file("rev.safetensors",
-                           R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", 4),
-                  "begin > end");
-  expect_rejected(raw_file("past.safetensors",
-                           R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 4),
-                  "past the end");
-  expect_rejected(raw_file("size.safetensors",
-                           R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", 8),
-                  "do not hold shape");
+  expect_rejected(
+      raw_file("rev.safetensors", R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", 4),
+      "begin > end");
+  expect_rejected(
+      raw_file("past.safetensors", R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 4),
+      "past the end");
+  expect_rejected(
+      raw_file("size.safetensors", R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", 8),
+      "do not hold shape");
   expect_rejected(raw_file("overlap.safetensors",
                            R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                           R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12),
+                           R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                           12),
                   "overlap");
 }
 
@@ -198,7 +199,8 @@ TEST_F(CheckpointTest, OpensShardedIndexAndFolder) {
 
 TEST_F(CheckpointTest, FingerprintFollowsTheWeightsNotTheLayout) {
   const std::string one = (dir_ / "one.safetensors").string();
-  write_safetensors(one, {{"a", filled({3000}, DType::F32, 1)}, {"b", filled({3}, DType::BF16, 2)}});
+  write_safetensors(one,
+                    {{"a", filled({3000}, DType::F32, 1)}, {"b", filled({3}, DType::BF16, 2)}});
   const fs::path model = dir_ / "sharded";
   fs::create_directories(model);
   write_safetensors((model / "m-1.safetensors").string(), {{"a", filled({3000}, DType::F32, 1)}});
@@ -212,7 +214,8 @@ TEST_F(CheckpointTest, FingerprintFollowsTheWeightsNotTheLayout) {
   const std::string other = (dir_ / "other.safetensors").string();
   write_safetensors(other, {{"a", changed}, {"b", filled({3}, DType::BF16, 2)}});
   EXPECT_NE(Checkpoint::open(other).fingerprint(), fingerprint);
-  write_safetensors(other, {{"a", filled({3000}, DType::F32, 1)}, {"b", filled({3}, DType::F16, 2)}});
+  write_safetensors(other,
+                    {{"a", filled({3000}, DType::F32, 1)}, {"b", filled({3}, DType::F16, 2)}});
   EXPECT_NE(Checkpoint::open(other).fingerprint(), fingerprint);
 }
 

@@ -22,7 +22,9 @@ TEST(HtmlUnescape, MatchesPythonOnTheSubset) {
   EXPECT_EQ(html_unescape("&amp;amp;"), "&amp;");
   EXPECT_EQ(html_unescape("&lt;tag&gt;"), "<tag>");
   EXPECT_EQ(html_unescape("&quot;q&quot; &#39;s&#39; &apos;x&apos;"), "\"q\" 's' 'x'");
-  EXPECT_EQ(html_unescape("a&nbsp;b"), "a\xC2\xA0" "b");
+  EXPECT_EQ(html_unescape("a&nbsp;b"),
+            "a\xC2\xA0"
+            "b");
   EXPECT_EQ(html_unescape("&#65;&#x42;&#x63"), "ABc");
   EXPECT_EQ(html_unescape("&amplifier"), "&lifier");
   EXPECT_EQ(html_unescape("&AMP;"), "&");
@@ -49,21 +51,25 @@ TEST(HtmlUnescape, KnowsEveryHtml5Name) {
 TEST(WanCleanText, UnescapesTwiceStripsAndCollapsesWhitespace) {
   EXPECT_EQ(wan_clean_text("  a cat\t\n on  a   mat  "), "a cat on a mat");
   EXPECT_EQ(wan_clean_text("fish &amp;amp; chips"), "fish & chips");  // unescaped twice
-  EXPECT_EQ(wan_clean_text("a&nbsp;&nbsp;b"), "a b");                // U+00A0 is whitespace
-  EXPECT_EQ(wan_clean_text("a\xE3\x80\x80" "b\xE2\x80\x83" "c"), "a b c");  // U+3000, U+2003
-  EXPECT_EQ(wan_clean_text("\x1f" "a\x1f"), "a");                    // str.strip's separators
+  EXPECT_EQ(wan_clean_text("a&nbsp;&nbsp;b"), "a b");                 // U+00A0 is whitespace
+  EXPECT_EQ(wan_clean_text("a\xE3\x80\x80"
+                           "b\xE2\x80\x83"
+                           "c"),
+            "a b c");  // U+3000, U+2003
+  EXPECT_EQ(wan_clean_text("\x1f"
+                           "a\x1f"),
+            "a");  // str.strip's separators
   EXPECT_EQ(wan_clean_text(""), "");
   EXPECT_EQ(wan_clean_text(" \t "), "");
-  EXPECT_EQ(wan_clean_text("\xE4\xB8\x80\xE5\x8F\xAA\xE7\x8C\xAB"), "\xE4\xB8\x80\xE5\x8F\xAA\xE7\x8C\xAB");
+  EXPECT_EQ(wan_clean_text("\xE4\xB8\x80\xE5\x8F\xAA\xE7\x8C\xAB"),
+            "\xE4\xB8\x80\xE5\x8F\xAA\xE7\x8C\xAB");
 }
 
 TEST(WanCleanText, UncurlsQuotesAsFtfyDoes) {
   EXPECT_EQ(wan_clean_text("\xE2\x80\x9Chi\xE2\x80\x9D it\xE2\x80\x99s"), "\"hi\" it's");
 }
 
-TEST(WanCleanText, KeepsInvalidUtf8Bytes) {
-  EXPECT_EQ(wan_clean_text("a\xFF  b"), "a\xFF b");
-}
+TEST(WanCleanText, KeepsInvalidUtf8Bytes) { EXPECT_EQ(wan_clean_text("a\xFF  b"), "a\xFF b"); }
 
 class T5TokenizerTest : public wanbatch::testing::TempDirTest {
  protected:
@@ -71,9 +77,12 @@ class T5TokenizerTest : public wanbatch::testing::TempDirTest {
   std::string train() {
     const auto corpus = dir_ / "corpus.txt";
     std::ofstream out(corpus);
-    const char* lines[] = {"a cat sits on a mat", "the dog runs in the park",
-                           "a red car drives down the road", "birds fly over the sea at dawn",
-                           "the cat and the dog play", "a video of waves on the beach"};
+    const char* lines[] = {"a cat sits on a mat",
+                           "the dog runs in the park",
+                           "a red car drives down the road",
+                           "birds fly over the sea at dawn",
+                           "the cat and the dog play",
+                           "a video of waves on the beach"};
     for (int r = 0; r < 20; ++r) {
       for (const char* line : lines) out << line << "\n";
     }

@@ -51,12 +51,14 @@ TEST(DitConfig, NamesTheReleasedVariants) {
 TEST(DitConfig, ExpertFoldersNameTheExpert) {
   EXPECT_EQ(expert_role("/models/Wan2.2-T2V-A14B/high_noise_model"), "high-noise");
   EXPECT_EQ(expert_role("/models/Wan2.2-T2V-A14B/low_noise_model/"), "low-noise");
-  EXPECT_EQ(expert_role("low_noise_model/diffusion_pytorch_model.safetensors.index.json"), "low-noise");
+  EXPECT_EQ(expert_role("low_noise_model/diffusion_pytorch_model.safetensors.index.json"),
+            "low-noise");
   EXPECT_EQ(expert_role("/models/wan2.2_t2v_high_noise_14B_fp16.safetensors"), "");
   const std::string ambiguous = detect(shapes_of(preset("wan2.2-t2v-a14b"))).variant;
   EXPECT_EQ(name_expert(ambiguous, "high-noise"), "Wan2.2 T2V-A14B high-noise expert");
   EXPECT_EQ(name_expert("Wan2.2 I2V-A14B expert", "low-noise"), "Wan2.2 I2V-A14B low-noise expert");
-  EXPECT_EQ(name_expert("tiny T2V test model", "low-noise"), "tiny T2V test model (low-noise expert)");
+  EXPECT_EQ(name_expert("tiny T2V test model", "low-noise"),
+            "tiny T2V test model (low-noise expert)");
   EXPECT_EQ(name_expert(ambiguous, ""), ambiguous);
 }
 
@@ -108,7 +110,8 @@ TEST(DitConfig, ReportsMissingUnexpectedAndMisshapenTensors) {
 }
 
 TEST(DitConfig, StripsDistributionPrefixes) {
-  EXPECT_EQ(strip_dit_prefix("model.diffusion_model.blocks.0.ffn.0.weight"), "blocks.0.ffn.0.weight");
+  EXPECT_EQ(strip_dit_prefix("model.diffusion_model.blocks.0.ffn.0.weight"),
+            "blocks.0.ffn.0.weight");
   EXPECT_EQ(strip_dit_prefix("diffusion_model.head.head.bias"), "head.head.bias");
   EXPECT_EQ(strip_dit_prefix("patch_embedding.weight"), "patch_embedding.weight");
   EXPECT_THROW(preset("wan3-t2v"), Error);
@@ -123,22 +126,36 @@ std::string to_diffusers(std::string name) {
       {"text_embedding.0", "condition_embedder.text_embedder.linear_1"},
       {"text_embedding.2", "condition_embedder.text_embedder.linear_2"},
       {"time_projection.1", "condition_embedder.time_proj"},
-      {"head.modulation", "scale_shift_table"}, {"head.head", "proj_out"},
-      {"modulation", "scale_shift_table"}, {"ffn.0", "ffn.net.0.proj"}, {"ffn.2", "ffn.net.2"},
-      {"norm2", "norm__placeholder"}, {"norm3", "norm2"}, {"norm__placeholder", "norm3"},
+      {"head.modulation", "scale_shift_table"},
+      {"head.head", "proj_out"},
+      {"modulation", "scale_shift_table"},
+      {"ffn.0", "ffn.net.0.proj"},
+      {"ffn.2", "ffn.net.2"},
+      {"norm2", "norm__placeholder"},
+      {"norm3", "norm2"},
+      {"norm__placeholder", "norm3"},
       {"img_emb.proj.0", "condition_embedder.image_embedder.norm1"},
       {"img_emb.proj.1", "condition_embedder.image_embedder.ff.net.0.proj"},
       {"img_emb.proj.3", "condition_embedder.image_embedder.ff.net.2"},
       {"img_emb.proj.4", "condition_embedder.image_embedder.norm2"},
-      {"self_attn.q", "attn1.to_q"}, {"self_attn.k", "attn1.to_k"}, {"self_attn.v", "attn1.to_v"},
-      {"self_attn.o", "attn1.to_out.0"}, {"self_attn.norm_q", "attn1.norm_q"},
-      {"self_attn.norm_k", "attn1.norm_k"}, {"cross_attn.q", "attn2.to_q"},
-      {"cross_attn.k", "attn2.to_k"}, {"cross_attn.v", "attn2.to_v"},
-      {"cross_attn.o", "attn2.to_out.0"}, {"cross_attn.norm_q", "attn2.norm_q"},
-      {"cross_attn.norm_k", "attn2.norm_k"}, {"attn2.to_k_img", "attn2.add_k_proj"},
-      {"attn2.to_v_img", "attn2.add_v_proj"}, {"attn2.norm_k_img", "attn2.norm_added_k"}};
+      {"self_attn.q", "attn1.to_q"},
+      {"self_attn.k", "attn1.to_k"},
+      {"self_attn.v", "attn1.to_v"},
+      {"self_attn.o", "attn1.to_out.0"},
+      {"self_attn.norm_q", "attn1.norm_q"},
+      {"self_attn.norm_k", "attn1.norm_k"},
+      {"cross_attn.q", "attn2.to_q"},
+      {"cross_attn.k", "attn2.to_k"},
+      {"cross_attn.v", "attn2.to_v"},
+      {"cross_attn.o", "attn2.to_out.0"},
+      {"cross_attn.norm_q", "attn2.norm_q"},
+      {"cross_attn.norm_k", "attn2.norm_k"},
+      {"attn2.to_k_img", "attn2.add_k_proj"},
+      {"attn2.to_v_img", "attn2.add_v_proj"},
+      {"attn2.norm_k_img", "attn2.norm_added_k"}};
   for (const auto& [from, to] : kRenames) {
-    for (size_t at = name.find(from); at != std::string::npos; at = name.find(from, at + std::strlen(to))) {
+    for (size_t at = name.find(from); at != std::string::npos;
+         at = name.find(from, at + std::strlen(to))) {
       name.replace(at, std::strlen(from), to);
     }
   }

@@ -51,7 +51,8 @@ class DitLoader : public wanbatch::testing::TempDirTest {
 
   // The official weights rewritten with each name passed through `rename`.
   std::string renamed_copy(const std::string& name, std::string (*rename)(const std::string&)) {
-    auto file = io::SafetensorsFile::open((dir_ / "official" / "diffusion_pytorch_model.safetensors").string());
+    auto file = io::SafetensorsFile::open(
+        (dir_ / "official" / "diffusion_pytorch_model.safetensors").string());
     std::vector<std::pair<std::string, Tensor>> tensors;
     for (const std::string& n : file->names()) tensors.emplace_back(rename(n), file->tensor(n));
     const std::string path = (dir_ / name).string();
@@ -67,15 +68,25 @@ std::string comfy(const std::string& n) { return "model.diffusion_model." + n; }
 // Official → diffusers for the tensors of a T2V model (from diffusers' conversion script).
 std::string diffusers(const std::string& n) {
   static const std::pair<const char*, const char*> kMap[] = {
-      {"self_attn.q.", "attn1.to_q."}, {"self_attn.k.", "attn1.to_k."},
-      {"self_attn.v.", "attn1.to_v."}, {"self_attn.o.", "attn1.to_out.0."},
-      {"self_attn.norm_q.", "attn1.norm_q."}, {"self_attn.norm_k.", "attn1.norm_k."},
-      {"cross_attn.q.", "attn2.to_q."}, {"cross_attn.k.", "attn2.to_k."},
-      {"cross_attn.v.", "attn2.to_v."}, {"cross_attn.o.", "attn2.to_out.0."},
-      {"cross_attn.norm_q.", "attn2.norm_q."}, {"cross_attn.norm_k.", "attn2.norm_k."},
-      {"ffn.0.", "ffn.net.0.proj."}, {"ffn.2.", "ffn.net.2."}, {"norm3.", "norm2."},
-      {"head.modulation", "scale_shift_table"}, {"modulation", "scale_shift_table"},
-      {"head.head.", "proj_out."}, {"time_embedding.0.", "condition_embedder.time_embedder.linear_1."},
+      {"self_attn.q.", "attn1.to_q."},
+      {"self_attn.k.", "attn1.to_k."},
+      {"self_attn.v.", "attn1.to_v."},
+      {"self_attn.o.", "attn1.to_out.0."},
+      {"self_attn.norm_q.", "attn1.norm_q."},
+      {"self_attn.norm_k.", "attn1.norm_k."},
+      {"cross_attn.q.", "attn2.to_q."},
+      {"cross_attn.k.", "attn2.to_k."},
+      {"cross_attn.v.", "attn2.to_v."},
+      {"cross_attn.o.", "attn2.to_out.0."},
+      {"cross_attn.norm_q.", "attn2.norm_q."},
+      {"cross_attn.norm_k.", "attn2.norm_k."},
+      {"ffn.0.", "ffn.net.0.proj."},
+      {"ffn.2.", "ffn.net.2."},
+      {"norm3.", "norm2."},
+      {"head.modulation", "scale_shift_table"},
+      {"modulation", "scale_shift_table"},
+      {"head.head.", "proj_out."},
+      {"time_embedding.0.", "condition_embedder.time_embedder.linear_1."},
       {"time_embedding.2.", "condition_embedder.time_embedder.linear_2."},
       {"text_embedding.0.", "condition_embedder.text_embedder.linear_1."},
       {"text_embedding.2.", "condition_embedder.text_embedder.linear_2."},
@@ -93,8 +104,11 @@ std::string diffusers(const std::string& n) {
 
 TEST_F(DitLoader, EveryLayoutGivesTheSameModel) {
   const std::vector<float> reference = run((dir_ / "official").string());
-  EXPECT_EQ(run(renamed_copy("comfy.safetensors", comfy), DitLoadOptions::with_num_heads(4)), reference);
-  EXPECT_EQ(run(renamed_copy("diffusers.safetensors", diffusers), DitLoadOptions::with_num_heads(4)), reference);
+  EXPECT_EQ(run(renamed_copy("comfy.safetensors", comfy), DitLoadOptions::with_num_heads(4)),
+            reference);
+  EXPECT_EQ(
+      run(renamed_copy("diffusers.safetensors", diffusers), DitLoadOptions::with_num_heads(4)),
+      reference);
   // A sharded copy: the same tensors over several files with an index.
   write_test_dit(preset("tiny-t2v"), (dir_ / "sharded").string(), 3, DType::BF16, 64 << 10);
   ASSERT_TRUE(fs::exists(dir_ / "sharded" / "diffusion_pytorch_model.safetensors.index.json"));
@@ -104,8 +118,9 @@ TEST_F(DitLoader, EveryLayoutGivesTheSameModel) {
 TEST_F(DitLoader, LoraChangesTheOutputAndZeroStrengthDoesNot) {
   const std::vector<float> reference = run((dir_ / "official").string());
   const std::string lora = (dir_ / "lora.safetensors").string();
-  io::write_safetensors(lora, {{"diffusion_model.blocks.0.ffn.0.lora_down.weight", random_tensor({2, 64}, 5)},
-                               {"diffusion_model.blocks.0.ffn.0.lora_up.weight", random_tensor({128, 2}, 6)}});
+  io::write_safetensors(
+      lora, {{"diffusion_model.blocks.0.ffn.0.lora_down.weight", random_tensor({2, 64}, 5)},
+             {"diffusion_model.blocks.0.ffn.0.lora_up.weight", random_tensor({128, 2}, 6)}});
   DitLoadOptions zero;
   zero.loras = {{lora, 0.0f}};
   EXPECT_EQ(run((dir_ / "official").string(), zero), reference);
@@ -118,7 +133,8 @@ TEST_F(DitLoader, LoraChangesTheOutputAndZeroStrengthDoesNot) {
 // as `scale_weight`, or one per row as `weight_scale` on the FFN), plus the marker and input-scale
 // tensors. The model must be exactly the one whose weights are fp8 · scale.
 TEST_F(DitLoader, ScaledFp8WeightsLoadAsTheirDequantizedValues) {
-  auto file = io::SafetensorsFile::open((dir_ / "official" / "diffusion_pytorch_model.safetensors").string());
+  auto file = io::SafetensorsFile::open(
+      (dir_ / "official" / "diffusion_pytorch_model.safetensors").string());
   std::vector<std::pair<std::string, Tensor>> scaled, dequantized;
   scaled.emplace_back("scaled_fp8", Tensor::zeros({0}, DType::F8E4M3));
   int quantized = 0;
@@ -174,13 +190,16 @@ TEST_F(DitLoader, ScaledFp8WeightsLoadAsTheirDequantizedValues) {
     run(orphan_path, DitLoadOptions::with_num_heads(4));
     FAIL() << "loaded a scale without its weight";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("orphan.safetensors: fp8 scale 'blocks.0.self_attn.x.scale_weight'"),
-              std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(
+                  "orphan.safetensors: fp8 scale 'blocks.0.self_attn.x.scale_weight'"),
+              std::string::npos)
+        << e.what();
   }
 }
 
 TEST_F(DitLoader, ErrorsNameTheCheckpoint) {
-  auto file = io::SafetensorsFile::open((dir_ / "official" / "diffusion_pytorch_model.safetensors").string());
+  auto file = io::SafetensorsFile::open(
+      (dir_ / "official" / "diffusion_pytorch_model.safetensors").string());
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (const std::string& n : file->names()) {
     if (n != "blocks.1.ffn.2.bias") tensors.emplace_back(n, file->tensor(n));

@@ -9,15 +9,14 @@
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "fixture_path.h"
 #include "io/safetensors.h"
 #include "reference_match.h"
-#include "fixture_path.h"
 
 namespace wanbatch::model::wan {
 namespace {
 
 namespace fs = std::filesystem;
-
 
 std::string fixture(const std::string& name) { return wanbatch::testing::fixture_path(name); }
 
@@ -92,8 +91,10 @@ void expect_batch_matches_single_passes(const std::string& name) {
   core::Tensor batch_a = core::Tensor::empty(shape, core::DType::F32);
   core::Tensor batch_b = core::Tensor::empty(shape, core::DType::F32);
   dit.forward(ctx, input, {&input.context, &other}, {&batch_a, &batch_b});
-  EXPECT_TRUE(wanbatch::testing::matches_reference(batch_a.to_floats(), single_a.to_floats(), 1e-6));
-  EXPECT_TRUE(wanbatch::testing::matches_reference(batch_b.to_floats(), single_b.to_floats(), 1e-6));
+  EXPECT_TRUE(
+      wanbatch::testing::matches_reference(batch_a.to_floats(), single_a.to_floats(), 1e-6));
+  EXPECT_TRUE(
+      wanbatch::testing::matches_reference(batch_b.to_floats(), single_b.to_floats(), 1e-6));
   EXPECT_NE(batch_a.to_floats(), batch_b.to_floats());
 }
 
@@ -106,7 +107,8 @@ TEST(WanDit, GuidanceBatchMatchesSinglePasses) {
 
 TEST(WanDit, RejectsInputsThatDoNotFit) {
   const core::Context ctx = core::Context::cpu();
-  WanDit dit = load_dit(fixture("dit_t2v.weights.safetensors"), ctx, DitLoadOptions::with_num_heads(4));
+  WanDit dit =
+      load_dit(fixture("dit_t2v.weights.safetensors"), ctx, DitLoadOptions::with_num_heads(4));
   DitInput input;
   input.latent = core::Tensor::zeros({16, 1, 4, 4}, core::DType::F32);
   input.timestep = core::Tensor::from_vector<float>({10.0f}, {1});

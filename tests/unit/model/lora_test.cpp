@@ -44,8 +44,9 @@ class Lora : public wanbatch::testing::TempDirTest {
 std::vector<std::pair<std::string, Tensor>> rank_one(const std::string& prefix,
                                                      const std::string& down_key,
                                                      const std::string& up_key) {
-  return {{prefix + "blocks.0.self_attn.q." + down_key, Tensor::from_vector<float>({1, 0, 2}, {1, 3})},
-          {prefix + "blocks.0.self_attn.q." + up_key, Tensor::from_vector<float>({1, -1}, {2, 1})}};
+  return {
+      {prefix + "blocks.0.self_attn.q." + down_key, Tensor::from_vector<float>({1, 0, 2}, {1, 3})},
+      {prefix + "blocks.0.self_attn.q." + up_key, Tensor::from_vector<float>({1, -1}, {2, 1})}};
 }
 
 TEST_F(Lora, DownUpWithAlphaScalesByStrengthTimesAlphaOverRank) {
@@ -58,19 +59,18 @@ TEST_F(Lora, DownUpWithAlphaScalesByStrengthTimesAlphaOverRank) {
 }
 
 TEST_F(Lora, LoraAAndBWithoutAlphaAndComfyPrefix) {
-  merge_loras(weights_, {{write("b.safetensors",
-                                 rank_one("model.diffusion_model.", "lora_A.weight", "lora_B.weight")),
+  merge_loras(weights_, {{write("b.safetensors", rank_one("model.diffusion_model.", "lora_A.weight",
+                                                          "lora_B.weight")),
                           3.0f}});
   EXPECT_EQ(q_weight(), (std::vector<float>{4, 2, 9, 1, 5, 0}));  // scale = strength = 3
 }
 
 TEST_F(Lora, DiffusersModuleNames) {
   // transformer.blocks.0.attn1.to_q is blocks.0.self_attn.q in diffusers' names.
-  merge_loras(weights_, {{write("p.safetensors",
-                                 {{"transformer.blocks.0.attn1.to_q.lora_A.weight",
-                                   Tensor::from_vector<float>({1, 0, 2}, {1, 3})},
-                                  {"transformer.blocks.0.attn1.to_q.lora_B.weight",
-                                   Tensor::from_vector<float>({1, -1}, {2, 1})}}),
+  merge_loras(weights_, {{write("p.safetensors", {{"transformer.blocks.0.attn1.to_q.lora_A.weight",
+                                                   Tensor::from_vector<float>({1, 0, 2}, {1, 3})},
+                                                  {"transformer.blocks.0.attn1.to_q.lora_B.weight",
+                                                   Tensor::from_vector<float>({1, -1}, {2, 1})}}),
                           1.0f}});
   EXPECT_EQ(q_weight(), (std::vector<float>{2, 2, 5, 3, 5, 4}));
 }
@@ -78,9 +78,10 @@ TEST_F(Lora, DiffusersModuleNames) {
 TEST_F(Lora, KohyaStyleKeys) {
   weights_["blocks.0.cross_attn.k_img.weight"] = Tensor::from_vector<float>({0, 0, 0, 0}, {2, 2});
   auto tensors = rank_one("", "lora_down.weight", "lora_up.weight");
-  for (auto& [key, tensor] : tensors) key.replace(0, std::string("blocks.0.self_attn.q").size(),
-                                                  "lora_unet_blocks_0_self_attn_q");
-  tensors.emplace_back("lora_unet_blocks_0_self_attn_q.alpha", Tensor::from_vector<float>({2.0f}, {}));
+  for (auto& [key, tensor] : tensors)
+    key.replace(0, std::string("blocks.0.self_attn.q").size(), "lora_unet_blocks_0_self_attn_q");
+  tensors.emplace_back("lora_unet_blocks_0_self_attn_q.alpha",
+                       Tensor::from_vector<float>({2.0f}, {}));
   // An underscore inside a module name (k_img) resolves too.
   tensors.emplace_back("lora_unet_blocks_0_cross_attn_k_img.lora_down.weight",
                        Tensor::from_vector<float>({1, 1}, {1, 2}));
@@ -93,7 +94,7 @@ TEST_F(Lora, KohyaStyleKeys) {
   // A kohya key for a module the model lacks is reported like any other.
   try {
     merge_loras(weights_, {{write("m.safetensors", {{"lora_unet_blocks_9_ffn_0.diff",
-                                                      Tensor::from_vector<float>({1}, {1})}}),
+                                                     Tensor::from_vector<float>({1}, {1})}}),
                             1.0f}});
     FAIL() << "merged a kohya key that matches nothing";
   } catch (const Error& e) {
@@ -109,15 +110,15 @@ TEST_F(Lora, SeveralLorasAddUp) {
 }
 
 TEST_F(Lora, DiffKeysUpdateWeightsBiasesAndModulation) {
-  merge_loras(weights_,
-              {{write("d.safetensors",
-                      {{"diffusion_model.blocks.0.self_attn.q.diff",
-                        Tensor::from_vector<float>({1, 1, 1, 1, 1, 1}, {2, 3})},
-                       {"diffusion_model.blocks.0.self_attn.q.diff_b",
-                        Tensor::from_vector<float>({1, 1}, {2})},
-                       {"diffusion_model.blocks.0.modulation.diff",
-                        Tensor::from_vector<float>({1, 2, 3, 4, 5, 6}, {1, 6, 1})}}),
-                2.0f}});
+  merge_loras(
+      weights_,
+      {{write("d.safetensors", {{"diffusion_model.blocks.0.self_attn.q.diff",
+                                 Tensor::from_vector<float>({1, 1, 1, 1, 1, 1}, {2, 3})},
+                                {"diffusion_model.blocks.0.self_attn.q.diff_b",
+                                 Tensor::from_vector<float>({1, 1}, {2})},
+                                {"diffusion_model.blocks.0.modulation.diff",
+                                 Tensor::from_vector<float>({1, 2, 3, 4, 5, 6}, {1, 6, 1})}}),
+        2.0f}});
   EXPECT_EQ(q_weight(), (std::vector<float>{3, 4, 5, 6, 7, 8}));
   EXPECT_EQ(weights_.at("blocks.0.self_attn.q.bias").to_floats(), (std::vector<float>{2.5f, 1.5f}));
   EXPECT_EQ(weights_.at("blocks.0.modulation").to_floats(),
@@ -139,25 +140,25 @@ TEST_F(Lora, KeysThatFitNothingAreErrorsOrSkippedWhenLenient) {
     EXPECT_NE(std::string(e.what()).find("x.safetensors"), std::string::npos) << e.what();
   }
   WanDit::Weights fresh = weights_;
-  fresh["blocks.0.self_attn.q.weight"] =
-      Tensor::from_vector<float>({1, 2, 3, 4, 5, 6}, {2, 3});
+  fresh["blocks.0.self_attn.q.weight"] = Tensor::from_vector<float>({1, 2, 3, 4, 5, 6}, {2, 3});
   merge_loras(fresh, {{path, 1.0f}}, /*lenient=*/true);
   EXPECT_EQ(fresh.at("blocks.0.self_attn.q.weight").to_floats(),
             (std::vector<float>{2, 2, 5, 3, 5, 4}));
 }
 
 TEST_F(Lora, HalfPairsAndMisfitShapesAreErrors) {
-  EXPECT_THROW(merge_loras(weights_, {{write("h.safetensors",
-                                             {{"blocks.0.self_attn.q.lora_down.weight",
-                                               Tensor::from_vector<float>({1, 0, 2}, {1, 3})}}),
-                                       1.0f}}),
-               Error);
-  EXPECT_THROW(merge_loras(weights_, {{write("s.safetensors",
-                                             {{"blocks.0.self_attn.q.lora_down.weight",
-                                               Tensor::from_vector<float>({1, 0}, {1, 2})},
-                                              {"blocks.0.self_attn.q.lora_up.weight",
-                                               Tensor::from_vector<float>({1, 1}, {2, 1})}}),
-                                       1.0f}}),
+  EXPECT_THROW(
+      merge_loras(weights_,
+                  {{write("h.safetensors", {{"blocks.0.self_attn.q.lora_down.weight",
+                                             Tensor::from_vector<float>({1, 0, 2}, {1, 3})}}),
+                    1.0f}}),
+      Error);
+  EXPECT_THROW(merge_loras(weights_,
+                           {{write("s.safetensors", {{"blocks.0.self_attn.q.lora_down.weight",
+                                                      Tensor::from_vector<float>({1, 0}, {1, 2})},
+                                                     {"blocks.0.self_attn.q.lora_up.weight",
+                                                      Tensor::from_vector<float>({1, 1}, {2, 1})}}),
+                             1.0f}}),
                Error);
 }
 

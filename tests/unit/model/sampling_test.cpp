@@ -9,12 +9,12 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "fixture_path.h"
 #include "io/safetensors.h"
 #include "model/sampling/latent_shape.h"
 #include "model/sampling/solver.h"
 #include "model/wan/dit_loader.h"
 #include "reference_match.h"
-#include "fixture_path.h"
 
 namespace wanbatch::model::sampling {
 namespace {
@@ -81,8 +81,8 @@ TEST(Solver, EveryStepMatchesTheReference) {
                 file->tensor(name + ".timesteps").to_floats()[static_cast<size_t>(k)]);
       Tensor x = xs.select(k).clone();
       solver->step(ctx, preds.select(k), x);
-      EXPECT_TRUE(wanbatch::testing::matches_reference(x.to_floats(), xs.select(k + 1).to_floats(),
-                                                       2e-6));
+      EXPECT_TRUE(
+          wanbatch::testing::matches_reference(x.to_floats(), xs.select(k + 1).to_floats(), 2e-6));
     }
     Tensor x = xs.select(steps).clone();
     EXPECT_THROW(solver->step(ctx, preds.select(0), x), Error);  // no steps left
@@ -94,7 +94,8 @@ class SamplingLoop : public ::testing::TestWithParam<std::string> {};
 // The whole loop with the tiny DiT: fp32 against float64 through every step; guidance scales
 // differences up to 4×, so 2e-5 relative.
 TEST_P(SamplingLoop, MatchesTheReferenceLoop) {
-  const auto file = io::SafetensorsFile::open(fixture("sampling_loop_" + GetParam() + ".safetensors"));
+  const auto file =
+      io::SafetensorsFile::open(fixture("sampling_loop_" + GetParam() + ".safetensors"));
   const auto& meta = file->metadata();
   const core::Context ctx = core::Context::cpu();
   const auto heads = model::wan::DitLoadOptions::with_num_heads(std::stoll(meta.at("num_heads")));
@@ -113,8 +114,8 @@ TEST_P(SamplingLoop, MatchesTheReferenceLoop) {
   SampleConditions conditions;
   conditions.context = file->tensor("context");
   conditions.context_null = file->tensor("context_null");
-  const SampleResult result = sample(ctx, {&low, high ? &*high : nullptr}, options,
-                                     file->tensor("noise"), conditions);
+  const SampleResult result =
+      sample(ctx, {&low, high ? &*high : nullptr}, options, file->tensor("noise"), conditions);
   EXPECT_EQ(std::vector<double>(result.timesteps.begin(), result.timesteps.end()),
             as_doubles(file->tensor("timesteps")));
   std::vector<double> experts(result.high_noise_steps.begin(), result.high_noise_steps.end());

@@ -26,9 +26,9 @@ TEST(T5RelativePositionBucket, MatchesHandComputedValues) {
   // 32 buckets, max distance 128 (umt5): 16 per direction, distances below 8 exact, then
   // 8 + floor(log(d / 8) / log(16) · 8), at most 15; keys after the query add 16.
   const std::vector<std::pair<int64_t, int64_t>> cases = {
-      {0, 0},    {-1, 1},    {1, 17},    {-7, 7},     {7, 23},     {-8, 8},    {8, 24},
-      {-12, 9},  {-16, 10},  {16, 26},   {-31, 11},   {-32, 12},   {-64, 14},  {-127, 15},
-      {-128, 15}, {-1000, 15}, {1000, 31}, {90, 30}};
+      {0, 0},    {-1, 1},    {1, 17},    {-7, 7},     {7, 23},    {-8, 8},
+      {8, 24},   {-12, 9},   {-16, 10},  {16, 26},    {-31, 11},  {-32, 12},
+      {-64, 14}, {-127, 15}, {-128, 15}, {-1000, 15}, {1000, 31}, {90, 30}};
   for (const auto& [rel, bucket] : cases) {
     EXPECT_EQ(t5_relative_position_bucket(rel, 32, 128), bucket) << "rel_pos " << rel;
   }
@@ -112,7 +112,8 @@ std::vector<float> naive_encoder(const T5Config& c, const T5Encoder::Weights& w,
         double sum = 0;
         for (double& e : s) sum += (e = std::exp(e - mx));
         for (int64_t j = 0; j < length; ++j)
-          for (int64_t e = 0; e < hd; ++e) att[i * A + h * hd + e] += s[j] / sum * v[j * A + h * hd + e];
+          for (int64_t e = 0; e < hd; ++e)
+            att[i * A + h * hd + e] += s[j] / sum * v[j * A + h * hd + e];
       }
     const Mat o = lin(att, A, W(p + "attn.o.weight"), D);
     for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
@@ -140,7 +141,8 @@ TEST(T5Encoder, MatchesPlainImplementation) {
   const Tensor context = encoder.encode(ctx, padded, 5);
   ASSERT_EQ(context.shape(), (core::Shape{5, 8}));
   // fp32 against double on a handful of sums of ≤ 12 terms: 1e-5 of the typical magnitude.
-  EXPECT_TRUE(testing::matches_reference(context.to_floats(), naive_encoder(c, weights, ids, 5), 1e-5));
+  EXPECT_TRUE(
+      testing::matches_reference(context.to_floats(), naive_encoder(c, weights, ids, 5), 1e-5));
 }
 
 TEST(T5Encoder, LongSequenceUsesLogBuckets) {
@@ -152,7 +154,8 @@ TEST(T5Encoder, LongSequenceUsesLogBuckets) {
   std::vector<int64_t> ids(40);
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>(3 + i % 17);
   const Tensor context = encoder.encode(ctx, Tensor::from_vector(ids, {40}), 40);
-  EXPECT_TRUE(testing::matches_reference(context.to_floats(), naive_encoder(c, weights, ids, 40), 1e-5));
+  EXPECT_TRUE(
+      testing::matches_reference(context.to_floats(), naive_encoder(c, weights, ids, 40), 1e-5));
 }
 
 TEST(T5Encoder, PaddingDoesNotChangeRealRows) {
@@ -199,14 +202,19 @@ TEST(T5Config, ListsMissingUnexpectedAndMisshapenTensors) {
 }
 
 TEST(T5Loader, MapsHuggingFaceNames) {
-  EXPECT_EQ(official_t5_name("encoder.block.3.layer.0.SelfAttention.q.weight"), "blocks.3.attn.q.weight");
-  EXPECT_EQ(official_t5_name("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"),
-            "blocks.0.pos_embedding.embedding.weight");
+  EXPECT_EQ(official_t5_name("encoder.block.3.layer.0.SelfAttention.q.weight"),
+            "blocks.3.attn.q.weight");
+  EXPECT_EQ(
+      official_t5_name("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"),
+      "blocks.0.pos_embedding.embedding.weight");
   EXPECT_EQ(official_t5_name("encoder.block.2.layer.0.layer_norm.weight"), "blocks.2.norm1.weight");
   EXPECT_EQ(official_t5_name("encoder.block.2.layer.1.layer_norm.weight"), "blocks.2.norm2.weight");
-  EXPECT_EQ(official_t5_name("encoder.block.1.layer.1.DenseReluDense.wi_0.weight"), "blocks.1.ffn.gate.0.weight");
-  EXPECT_EQ(official_t5_name("encoder.block.1.layer.1.DenseReluDense.wi_1.weight"), "blocks.1.ffn.fc1.weight");
-  EXPECT_EQ(official_t5_name("encoder.block.1.layer.1.DenseReluDense.wo.weight"), "blocks.1.ffn.fc2.weight");
+  EXPECT_EQ(official_t5_name("encoder.block.1.layer.1.DenseReluDense.wi_0.weight"),
+            "blocks.1.ffn.gate.0.weight");
+  EXPECT_EQ(official_t5_name("encoder.block.1.layer.1.DenseReluDense.wi_1.weight"),
+            "blocks.1.ffn.fc1.weight");
+  EXPECT_EQ(official_t5_name("encoder.block.1.layer.1.DenseReluDense.wo.weight"),
+            "blocks.1.ffn.fc2.weight");
   EXPECT_EQ(official_t5_name("encoder.final_layer_norm.weight"), "norm.weight");
   EXPECT_EQ(official_t5_name("shared.weight"), "token_embedding.weight");
   EXPECT_EQ(official_t5_name("encoder.embed_tokens.weight"), "token_embedding.weight");
@@ -223,7 +231,8 @@ std::string hf_name(const std::string& official) {
   const std::string b = "encoder.block." + n + ".layer.";
   if (rest == "norm1.weight") return b + "0.layer_norm.weight";
   if (rest == "norm2.weight") return b + "1.layer_norm.weight";
-  if (rest == "pos_embedding.embedding.weight") return b + "0.SelfAttention.relative_attention_bias.weight";
+  if (rest == "pos_embedding.embedding.weight")
+    return b + "0.SelfAttention.relative_attention_bias.weight";
   if (rest == "ffn.gate.0.weight") return b + "1.DenseReluDense.wi_0.weight";
   if (rest == "ffn.fc1.weight") return b + "1.DenseReluDense.wi_1.weight";
   if (rest == "ffn.fc2.weight") return b + "1.DenseReluDense.wo.weight";
@@ -238,7 +247,8 @@ TEST_F(T5LoaderFiles, OfficialAndHuggingFaceFilesGiveTheSameContext) {
     official.emplace_back(name, t.to(DType::BF16));
     hf.emplace_back(hf_name(name), t.to(DType::BF16));
   }
-  hf.emplace_back("encoder.embed_tokens.weight", weights.at("token_embedding.weight").to(DType::BF16));
+  hf.emplace_back("encoder.embed_tokens.weight",
+                  weights.at("token_embedding.weight").to(DType::BF16));
   io::write_safetensors((dir_ / "official.safetensors").string(), official);
   io::write_safetensors((dir_ / "hf.safetensors").string(), hf);
   const core::Context ctx = core::Context::cpu();

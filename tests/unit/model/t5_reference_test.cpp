@@ -70,7 +70,8 @@ TEST_P(T5ReferenceContext, MatchesFloat64Reference) {
     const int64_t length = std::stoll(meta.at("length_" + key));
     const std::vector<float> want = io->tensor("context_" + key).to_floats();
     // fp32 against float64, 3 layers of dim 32: 1e-5 of each value (plus the RMS floor).
-    EXPECT_TRUE(testing::matches_reference(encoder.encode(ctx, ids, length).to_floats(), want, 1e-5))
+    EXPECT_TRUE(
+        testing::matches_reference(encoder.encode(ctx, ids, length).to_floats(), want, 1e-5))
         << "case " << k << " padded";
     EXPECT_TRUE(testing::matches_reference(
         encoder.encode(ctx, ids.slice(0, length), length).to_floats(), want, 1e-5))

@@ -24,7 +24,10 @@ class TextEmbeddingCacheTest : public wanbatch::testing::TempDirTest {};
 TEST_F(TextEmbeddingCacheTest, ComputesOncePerTextInMemory) {
   TextEmbeddingCache cache("model");
   int calls = 0;
-  auto compute = [&] { ++calls; return embedding(1.0f); };
+  auto compute = [&] {
+    ++calls;
+    return embedding(1.0f);
+  };
   cache.get("a cat", compute);
   const TextEmbedding again = cache.get("a cat", compute);
   cache.get("a dog", compute);
