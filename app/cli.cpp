@@ -11,6 +11,7 @@ namespace wanbatch::app {
 
 po::options_description global_options() {
   po::options_description global("Global options", 100);
+  // clang-format off
   global.add_options()
       ("help,h", "show this help")
       ("config", po::value<std::string>(),
@@ -19,6 +20,7 @@ po::options_description global_options() {
       ("log-level", po::value<std::string>()->default_value("info"),
        "trace, debug, info, warning, error or fatal")
       ("log-all-ranks", po::bool_switch(), "every MPI rank logs at --log-level, not only rank 0");
+  // clang-format on
   return global;
 }
 
@@ -27,7 +29,8 @@ std::optional<po::variables_map> parse_command(const CommandSpec& spec, const In
   all.add(spec.options).add(global_options());
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(call.args).options(all).positional(spec.positional).run(), vm);
+    po::store(po::command_line_parser(call.args).options(all).positional(spec.positional).run(),
+              vm);
     if (vm.count("help")) {
       std::cout << "Usage: " << spec.usage << "\n\n" << spec.summary << "\n\n" << all << "\n";
       return std::nullopt;

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "app/commands.h"
+#include "app/tool_inputs.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "io/latents_file.h"
@@ -11,27 +12,6 @@
 #include "model/wan/vae_loader.h"
 
 namespace wanbatch::app {
-namespace {
-
-// --vae-tile, --vae-tile-size, --vae-tile-overlap: tiling for this VAE, or none when all three
-// are absent.
-std::optional<model::wan::VaeTiling> vae_tiling_option(const po::variables_map& vm,
-                                                       const model::wan::WanVae& vae) {
-  if (!vm["vae-tile"].as<bool>() && !vm.count("vae-tile-size") && !vm.count("vae-tile-overlap")) {
-    return std::nullopt;
-  }
-  auto pixels = [&](const char* key) {
-    return vm.count(key) ? std::optional<int64_t>(vm[key].as<int64_t>()) : std::nullopt;
-  };
-  try {
-    return model::wan::vae_tiling_from_pixels(pixels("vae-tile-size"), pixels("vae-tile-overlap"),
-                                              vae.config().spatial_stride());
-  } catch (const Error& e) {
-    throw make_error("--vae-tile: ", e.what());
-  }
-}
-
-}  // namespace
 
 int decode_command(const Invocation& call) {
   CommandSpec spec;
@@ -40,26 +20,20 @@ int decode_command(const Invocation& call) {
   spec.summary =
       "Decodes saved latents with a Wan VAE into an H.264 MP4 (MPEG-4 when libx264 is missing). "
       "The VAE must match the latents: 16 channels for Wan2.1's VAE, 48 for Wan2.2's.";
-  spec.options.add_options()("latents", po::value<std::string>()->required(),
-                             "HDF5 file with /latents [C,T,h,w]")(
-      "vae", po::value<std::string>()->required(),
-      "VAE weights: Wan2.1_VAE.pth / Wan2.2_VAE.pth or a safetensors file")(
-      "output", po::value<std::string>()->required(), "video file to write (.mp4)")(
-      "fps", po::value<int>(),
-      "frames per second (default: the file's fps, else 16 for Wan2.1's VAE, 24 for Wan2.2's)")(
-      "crf", po::value<int>(),
-      "x264 constant rate factor, 0-51, lower is better (default 10, as the official save_video)")(
-      "preset", po::value<std::string>(), "x264 preset, ultrafast ... veryslow (default medium)")(
-      "save-frames", po::value<std::string>(), "also write every frame as a PNG into this folder")(
-      "vae-tile", po::bool_switch(),
-      "decode in overlapping spatial tiles, so memory follows the tile, not the frame (default "
-      "tiles: 256 px overlapping by 64 for Wan2.1's VAE, 512 by 128 for Wan2.2's; slightly "
-      "different pixels, see README)")(
-      "vae-tile-size", po::value<int64_t>(),
-      "tile side in video pixels, a multiple of the VAE stride (8 or 16); implies --vae-tile")(
-      "vae-tile-overlap", po::value<int64_t>(),
-      "pixels shared by neighbouring tiles, a multiple of the VAE stride, less than half the "
-      "tile (default a quarter of it); implies --vae-tile");
+  // clang-format off
+  spec.options.add_options()
+      ("latents", po::value<std::string>()->required(), "HDF5 file with /latents [C,T,h,w]")
+      ("vae", po::value<std::string>()->required(),
+       "VAE weights: Wan2.1_VAE.pth / Wan2.2_VAE.pth or a safetensors file")
+      ("output", po::value<std::string>()->required(), "video file to write (.mp4)")
+      ("fps", po::value<int>(),
+       "frames per second (default: the file's fps, else 16 for Wan2.1's VAE, 24 for Wan2.2's)")
+      ("crf", po::value<int>(),
+       "x264 constant rate factor, 0-51, lower is better (default 10, as the official save_video)")
+      ("preset", po::value<std::string>(), "x264 preset, ultrafast ... veryslow (default medium)")
+      ("save-frames", po::value<std::string>(), "also write every frame as a PNG into this folder");
+  // clang-format on
+  add_vae_tiling_options(spec.options);
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 

@@ -95,10 +95,12 @@ int inspect_command(const Invocation& call) {
       "Lists what a .safetensors file, a *.safetensors.index.json or a model folder holds: every "
       "tensor with dtype, shape and bytes, the totals, and the Wan DiT variant it is. A Wan2.2 "
       "two-expert folder is listed expert by expert.";
-  spec.options.add_options()("path", po::value<std::string>()->required(),
-                             "file, index JSON or folder")(
-      "summary", po::bool_switch(), "totals and the detected model only, no tensor listing")(
-      "num-heads", po::value<int64_t>(), "attention heads (default: config.json, else dim/128)");
+  // clang-format off
+  spec.options.add_options()
+      ("path", po::value<std::string>()->required(), "file, index JSON or folder")
+      ("summary", po::bool_switch(), "totals and the detected model only, no tensor listing")
+      ("num-heads", po::value<int64_t>(), "attention heads (default: config.json, else dim/128)");
+  // clang-format on
   spec.positional.add("path", 1);
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;

@@ -26,9 +26,9 @@ static_assert(static_cast<int>(log::Level::fatal) == logging::trivial::fatal &&
 
 // The libraries' log lines (core/log.h) go into Boost.Log with the matching severity.
 void boost_sink(log::Level level, const std::string& message) {
-  BOOST_LOG_STREAM_WITH_PARAMS(logging::trivial::logger::get(),
-                               (logging::keywords::severity =
-                                    static_cast<logging::trivial::severity_level>(level)))
+  BOOST_LOG_STREAM_WITH_PARAMS(
+      logging::trivial::logger::get(),
+      (logging::keywords::severity = static_cast<logging::trivial::severity_level>(level)))
       << message;
 }
 
@@ -56,15 +56,14 @@ void init_logging(const LogSettings& settings) {
 
   const std::string rank_tag =
       settings.rank >= 0 ? "[rank " + std::to_string(settings.rank) + "] " : "";
-  sink->set_formatter(expr::stream
-                      << expr::format_date_time<boost::posix_time::ptime>("TimeStamp",
-                                                                          "%Y-%m-%d %H:%M:%S.%f")
-                      << " " << rank_tag << logging::trivial::severity << ": " << expr::smessage);
+  sink->set_formatter(expr::stream << expr::format_date_time<boost::posix_time::ptime>(
+                                          "TimeStamp", "%Y-%m-%d %H:%M:%S.%f")
+                                   << " " << rank_tag << logging::trivial::severity << ": "
+                                   << expr::smessage);
   // Rank 0 (or a run outside MPI) logs at the chosen level; other ranks only their warnings and
   // errors unless every rank is asked for, so N ranks don't print N copies of the progress.
   const bool quiet_rank = settings.rank > 0 && !settings.all_ranks;
-  const auto effective =
-      quiet_rank ? std::max(threshold, logging::trivial::warning) : threshold;
+  const auto effective = quiet_rank ? std::max(threshold, logging::trivial::warning) : threshold;
   sink->set_filter(logging::trivial::severity >= effective);
   core->add_sink(sink);
   log::set_threshold(static_cast<log::Level>(effective));

@@ -10,7 +10,7 @@ namespace wanbatch::app {
 struct LogSettings {
   std::string level = "info";  // trace, debug, info, warning, error, fatal
   bool all_ranks = false;
-  int rank = -1;               // -1: not under MPI, no rank tag
+  int rank = -1;  // -1: not under MPI, no rank tag
 };
 
 // Throws Error for an unknown level name.

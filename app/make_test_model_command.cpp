@@ -22,18 +22,20 @@ int make_test_model_command(const Invocation& call) {
       "index above --shard-gb, config.json beside it; two-expert variants as high_noise_model/ "
       "and low_noise_model/).\nVariants:" +
       names;
-  spec.options.add_options()("variant", po::value<std::string>()->required(),
-                             "model preset (see above)")(
-      "output", po::value<std::string>()->required(), "folder to write")(
-      "seed", po::value<uint64_t>()->default_value(0), "random seed")(
-      "dtype", po::value<std::string>()->default_value("bf16"), "f32, bf16 or f16")(
-      "shard-gb", po::value<double>()->default_value(4.0), "largest shard size in GiB")(
-      "text-inputs", po::value<std::string>(),
-      "also write this HDF5 file with random 'context' [7, text_dim] and 'context_null' "
-      "[5, text_dim], stand-ins for text-encoder outputs (for tool dit / tool sample demos)")(
-      "vae", po::value<std::string>(),
-      "also write random weights of the VAE that goes with the model to this .safetensors file "
-      "(Wan2.1's for 16 latent channels, Wan2.2's for 48; tiny widths for tiny presets)");
+  // clang-format off
+  spec.options.add_options()
+      ("variant", po::value<std::string>()->required(), "model preset (see above)")
+      ("output", po::value<std::string>()->required(), "folder to write")
+      ("seed", po::value<uint64_t>()->default_value(0), "random seed")
+      ("dtype", po::value<std::string>()->default_value("bf16"), "f32, bf16 or f16")
+      ("shard-gb", po::value<double>()->default_value(4.0), "largest shard size in GiB")
+      ("text-inputs", po::value<std::string>(),
+       "also write this HDF5 file with random 'context' [7, text_dim] and 'context_null' "
+       "[5, text_dim], stand-ins for text-encoder outputs (for tool dit / tool sample demos)")
+      ("vae", po::value<std::string>(),
+       "also write random weights of the VAE that goes with the model to this .safetensors file "
+       "(Wan2.1's for 16 latent channels, Wan2.2's for 48; tiny widths for tiny presets)");
+  // clang-format on
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 

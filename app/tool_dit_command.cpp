@@ -24,14 +24,17 @@ int tool_dit_command(const Invocation& call) {
       "Runs the Wan DiT once. IN.h5 holds latent [C,F,H,W] f32, timestep (one value, or one per "
       "token for TI2V), context [n,text_dim] (unpadded), for I2V y [C',F,H,W], and for Wan2.1 "
       "I2V clip [257,1280] CLIP features; OUT.h5 gets velocity [C_out,F,H,W] f32.";
-  spec.options.add_options()("weights", po::value<std::string>()->required(),
-                             "DiT weights: .safetensors file, *.safetensors.index.json or folder")(
-      "lora", po::value<std::vector<std::string>>()->composing(),
-      "LoRA file merged at load, PATH or PATH:STRENGTH (repeatable)")(
-      "lora-lenient", po::bool_switch(), "warn about LoRA keys that fit no weight, not fail")(
-      "num-heads", po::value<int64_t>(), "attention heads (default: config.json, else dim/128)")(
-      "input", po::value<std::string>()->required(), "input HDF5 file")(
-      "output", po::value<std::string>()->required(), "output HDF5 file (written atomically)");
+  // clang-format off
+  spec.options.add_options()
+      ("weights", po::value<std::string>()->required(),
+       "DiT weights: .safetensors file, *.safetensors.index.json or folder")
+      ("lora", po::value<std::vector<std::string>>()->composing(),
+       "LoRA file merged at load, PATH or PATH:STRENGTH (repeatable)")
+      ("lora-lenient", po::bool_switch(), "warn about LoRA keys that fit no weight, not fail")
+      ("num-heads", po::value<int64_t>(), "attention heads (default: config.json, else dim/128)")
+      ("input", po::value<std::string>()->required(), "input HDF5 file")
+      ("output", po::value<std::string>()->required(), "output HDF5 file (written atomically)");
+  // clang-format on
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 

@@ -28,21 +28,25 @@ int tool_encode_text_command(const Invocation& call) {
       "Encodes a prompt with the umt5 text encoder as Wan does (cleaning, </s>, truncation to "
       "text_len). OUT.h5 gets ids int64 [n] (the real tokens, </s> included) and context [n,dim] "
       "f32, cut to the real token count.";
-  spec.options.add_options()("t5", po::value<std::string>()->required(),
-                             "text encoder weights: models_t5_umt5-xxl-enc-bf16.pth, or "
-                             "safetensors (official or HF names)")(
-      "tokenizer", po::value<std::string>()->required(), "SentencePiece model (spiece.model)")(
-      "text-len", po::value<int64_t>()->default_value(512),
-      "tokens the prompt is cut to (</s> included)")("prompt", po::value<std::string>()->required(),
-                                                     "the text to encode")(
-      "negative-prompt", po::value<std::string>(),
-      "also encode this negative prompt into 'context_null' (the file is then a tool sample "
-      "input)")("default-negative-prompt", po::bool_switch(),
-                "encode the official default negative prompt into 'context_null'")(
-      "embedding-cache", po::value<std::string>(),
-      "folder of cached encodings (one HDF5 file per text, keyed by a hash of tokenizer, weights, "
-      "text length and text): texts found there are not encoded again")(
-      "output", po::value<std::string>()->required(), "output HDF5 file (written atomically)");
+  // clang-format off
+  spec.options.add_options()
+      ("t5", po::value<std::string>()->required(),
+       "text encoder weights: models_t5_umt5-xxl-enc-bf16.pth, or safetensors (official or HF "
+       "names)")
+      ("tokenizer", po::value<std::string>()->required(), "SentencePiece model (spiece.model)")
+      ("text-len", po::value<int64_t>()->default_value(512),
+       "tokens the prompt is cut to (</s> included)")
+      ("prompt", po::value<std::string>()->required(), "the text to encode")
+      ("negative-prompt", po::value<std::string>(),
+       "also encode this negative prompt into 'context_null' (the file is then a tool sample "
+       "input)")
+      ("default-negative-prompt", po::bool_switch(),
+       "encode the official default negative prompt into 'context_null'")
+      ("embedding-cache", po::value<std::string>(),
+       "folder of cached encodings (one HDF5 file per text, keyed by a hash of tokenizer, weights, "
+       "text length and text): texts found there are not encoded again")
+      ("output", po::value<std::string>()->required(), "output HDF5 file (written atomically)");
+  // clang-format on
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 

@@ -1,6 +1,7 @@
 // What the `wanbatch tool` commands share: reading their HDF5 inputs and their model options.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -8,6 +9,7 @@
 #include "core/tensor.h"
 #include "io/hdf5_file.h"
 #include "model/wan/dit_loader.h"
+#include "model/wan/vae.h"
 
 namespace wanbatch::app {
 
@@ -17,6 +19,13 @@ core::Tensor read_input(const io::Hdf5Reader& in, const std::string& name, int r
 
 // The LoRAs given to a repeatable option (PATH or PATH:STRENGTH).
 std::vector<model::wan::LoraFile> lora_option(const po::variables_map& vm, const std::string& key);
+
+// --vae-tile, --vae-tile-size, --vae-tile-overlap (decode and tool vae-decode).
+void add_vae_tiling_options(po::options_description& options);
+// The tiling those options ask for with this VAE, or none when all three are absent; throws a
+// one-line error for settings the VAE cannot take.
+std::optional<model::wan::VaeTiling> vae_tiling_option(const po::variables_map& vm,
+                                                       const model::wan::WanVae& vae);
 
 // "path:strength, ..." for output attributes.
 std::string describe_loras(const std::vector<model::wan::LoraFile>& loras);

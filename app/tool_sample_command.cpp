@@ -69,31 +69,33 @@ int tool_sample_command(const Invocation& call) {
       "LoRAs, timings). Options left out take the model's official defaults. --low-noise is the "
       "only model "
       "of a single-model variant; with --high-noise it is Wan2.2's low-noise expert.";
-  spec.options.add_options()("low-noise", po::value<std::string>()->required(),
-                             "DiT weights (the low-noise expert)")(
-      "high-noise", po::value<std::string>(), "Wan2.2 high-noise expert weights")(
-      "boundary", po::value<double>(),
-      "switch to the low-noise expert below boundary·1000 (default 0.875, 0.9 for I2V)")(
-      "lora", po::value<std::vector<std::string>>()->composing(),
-      "LoRA merged into the (low-noise) model, PATH or PATH:STRENGTH (repeatable)")(
-      "high-noise-lora", po::value<std::vector<std::string>>()->composing(),
-      "LoRA merged into the high-noise expert (repeatable)")(
-      "lora-lenient", po::bool_switch(), "warn about LoRA keys that fit no weight, not fail")(
-      "num-heads", po::value<int64_t>(), "attention heads (default: config.json, else dim/128)")(
-      "input", po::value<std::string>()->required(), "input HDF5 file")(
-      "output", po::value<std::string>()->required(), "output HDF5 file (written atomically)")(
-      "solver", po::value<std::string>(), "unipc, dpm++ or euler (default: the model's, unipc)")(
-      "steps", po::value<int>(), "sampling steps (default: the model's)")(
-      "shift", po::value<double>(), "flow shift (default: the model's)")(
-      "guide-scale", po::value<std::string>(),
-      "classifier-free guidance scale G, or G_LOW,G_HIGH for the two experts; 1 = no guidance "
-      "(default: the model's)")(
-      "lightning", po::bool_switch(),
-      "Wan2.2-Lightning defaults: euler, 4 steps, shift 5, guide scale 1 (flags still override)")(
-      "seed", po::value<uint64_t>(), "noise seed, when IN.h5 has no noise")(
-      "size", po::value<std::string>(), "WIDTHxHEIGHT of the video, with --seed")(
-      "frames", po::value<int64_t>(), "frames of the video (4k+1), with --seed")(
-      "init-noise", po::value<std::string>(), "HDF5 file whose 'noise' dataset is the start");
+  // clang-format off
+  spec.options.add_options()
+      ("low-noise", po::value<std::string>()->required(), "DiT weights (the low-noise expert)")
+      ("high-noise", po::value<std::string>(), "Wan2.2 high-noise expert weights")
+      ("boundary", po::value<double>(),
+       "switch to the low-noise expert below boundary·1000 (default 0.875, 0.9 for I2V)")
+      ("lora", po::value<std::vector<std::string>>()->composing(),
+       "LoRA merged into the (low-noise) model, PATH or PATH:STRENGTH (repeatable)")
+      ("high-noise-lora", po::value<std::vector<std::string>>()->composing(),
+       "LoRA merged into the high-noise expert (repeatable)")
+      ("lora-lenient", po::bool_switch(), "warn about LoRA keys that fit no weight, not fail")
+      ("num-heads", po::value<int64_t>(), "attention heads (default: config.json, else dim/128)")
+      ("input", po::value<std::string>()->required(), "input HDF5 file")
+      ("output", po::value<std::string>()->required(), "output HDF5 file (written atomically)")
+      ("solver", po::value<std::string>(), "unipc, dpm++ or euler (default: the model's, unipc)")
+      ("steps", po::value<int>(), "sampling steps (default: the model's)")
+      ("shift", po::value<double>(), "flow shift (default: the model's)")
+      ("guide-scale", po::value<std::string>(),
+       "classifier-free guidance scale G, or G_LOW,G_HIGH for the two experts; 1 = no guidance "
+       "(default: the model's)")
+      ("lightning", po::bool_switch(),
+       "Wan2.2-Lightning defaults: euler, 4 steps, shift 5, guide scale 1 (flags still override)")
+      ("seed", po::value<uint64_t>(), "noise seed, when IN.h5 has no noise")
+      ("size", po::value<std::string>(), "WIDTHxHEIGHT of the video, with --seed")
+      ("frames", po::value<int64_t>(), "frames of the video (4k+1), with --seed")
+      ("init-noise", po::value<std::string>(), "HDF5 file whose 'noise' dataset is the start");
+  // clang-format on
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 

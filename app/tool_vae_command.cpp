@@ -16,24 +16,6 @@ namespace {
 
 using core::Tensor;
 
-// --vae-tile, --vae-tile-size, --vae-tile-overlap: tiling for this VAE, or none when all three
-// are absent.
-std::optional<model::wan::VaeTiling> vae_tiling_option(const po::variables_map& vm,
-                                                       const model::wan::WanVae& vae) {
-  if (!vm["vae-tile"].as<bool>() && !vm.count("vae-tile-size") && !vm.count("vae-tile-overlap")) {
-    return std::nullopt;
-  }
-  auto pixels = [&](const char* key) {
-    return vm.count(key) ? std::optional<int64_t>(vm[key].as<int64_t>()) : std::nullopt;
-  };
-  try {
-    return model::wan::vae_tiling_from_pixels(pixels("vae-tile-size"), pixels("vae-tile-overlap"),
-                                              vae.config().spatial_stride());
-  } catch (const Error& e) {
-    throw make_error("--vae-tile: ", e.what());
-  }
-}
-
 // Both directions: read `from` from IN.h5, run the VAE, write `to`.
 int vae_tool(const Invocation& call, bool decode) {
   CommandSpec spec;
@@ -45,22 +27,14 @@ int vae_tool(const Invocation& call, bool decode) {
                         : "Encodes a video with a Wan VAE. IN.h5 holds video [3,F,H,W] in [-1,1] "
                           "with F = 4k+1 and sizes multiples of the VAE stride; OUT.h5 gets "
                           "latents [C,(F-1)/4+1,H/s,W/s] (the normalised mean).";
-  spec.options.add_options()("vae", po::value<std::string>()->required(),
-                             "VAE weights: Wan2.1_VAE.pth / Wan2.2_VAE.pth or a safetensors file")(
-      "input", po::value<std::string>()->required(), "input HDF5 file")(
-      "output", po::value<std::string>()->required(), "output HDF5 file (written atomically)");
-  if (decode) {
-    spec.options.add_options()(
-        "vae-tile", po::bool_switch(),
-        "decode in overlapping spatial tiles, so memory follows the tile, not the frame (default "
-        "tiles: 256 px overlapping by 64 for Wan2.1's VAE, 512 by 128 for Wan2.2's; slightly "
-        "different pixels, see README)")(
-        "vae-tile-size", po::value<int64_t>(),
-        "tile side in video pixels, a multiple of the VAE stride (8 or 16); implies --vae-tile")(
-        "vae-tile-overlap", po::value<int64_t>(),
-        "pixels shared by neighbouring tiles, a multiple of the VAE stride, less than half the "
-        "tile (default a quarter of it); implies --vae-tile");
-  }
+  // clang-format off
+  spec.options.add_options()
+      ("vae", po::value<std::string>()->required(),
+       "VAE weights: Wan2.1_VAE.pth / Wan2.2_VAE.pth or a safetensors file")
+      ("input", po::value<std::string>()->required(), "input HDF5 file")
+      ("output", po::value<std::string>()->required(), "output HDF5 file (written atomically)");
+  // clang-format on
+  if (decode) add_vae_tiling_options(spec.options);
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 
