@@ -1,0 +1,478 @@
+#include "parallel/comm.h"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+#include <string>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "parallel/mpi_check.h"
+#include "parallel/mpi_runtime.h"
+
+namespace wanbatch::parallel {
+
+namespace detail {
+void check_mpi(int code, const char* call, const char* file, int line) {
+  if (code == MPI_SUCCESS) return;
+  const std::string text(call);
+  const std::string name = text.substr(0, text.find('('));
+  int rank = -1, initialised = 0, finalised = 0;
+  MPI_Initialized(&initialised);
+  MPI_Finalized(&finalised);
+  if (initialised && !finalised) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  char message[MPI_MAX_ERROR_STRING] = {};
+  int length = 0;
+  if (MPI_Error_string(code, message, &length) != MPI_SUCCESS) {
+    std::snprintf(message, sizeof message, "MPI error %d", code);
+  }
+  throw make_error(name, " failed at ", file, ":", line, " on rank ", rank, ": ", message);
+}
+}  // namespace detail
+
+namespace {
+
+using core::DType;
+using core::Shape;
+using core::Tensor;
+
+// What each rank says about one tensor argument, exchanged before a collective so that every rank
+// can check every other's arguments and fail with the same message.
+constexpr int kMaxDims = 8;
+constexpr int kMetaInts = 4 + kMaxDims;  // defined, dtype, on CUDA, ndim, dims
+
+void append_meta(std::vector<int64_t>& out, const Tensor& t) {
+  out.push_back(t.defined() ? 1 : 0);
+  out.push_back(t.defined() ? static_cast<int64_t>(t.dtype()) : 0);
+  out.push_back(t.defined() && t.device().is_cuda() ? 1 : 0);
+  out.push_back(t.defined() ? t.ndim() : 0);
+  for (int i = 0; i < kMaxDims; ++i) out.push_back(t.defined() && i < t.ndim() ? t.dim(i) : 0);
+}
+
+struct Meta {
+  bool defined = false;
+  DType dtype = DType::F32;
+  bool cuda = false;
+  int ndim = 0;
+  Shape shape;
+
+  static Meta read(const int64_t* p) {
+    Meta m;
+    m.defined = p[0] != 0;
+    m.dtype = static_cast<DType>(p[1]);
+    m.cuda = p[2] != 0;
+    m.ndim = static_cast<int>(p[3]);
+    for (int i = 0; i < std::min(m.ndim, kMaxDims); ++i) m.shape.push_back(p[4 + i]);
+    return m;
+  }
+  bool operator==(const Meta& o) const {
+    return defined == o.defined && dtype == o.dtype && cuda == o.cuda && ndim == o.ndim &&
+           shape == o.shape;
+  }
+  Shape trailing() const {
+    return Shape(shape.begin() + std::min<size_t>(1, shape.size()), shape.end());
+  }
+  std::string str() const {
+    if (!defined) return "an undefined tensor";
+    return core::shape_str(shape) + " " + std::string(core::dtype_name(dtype)) +
+           (cuda ? " cuda" : "");
+  }
+};
+
+Meta expected(Shape shape, DType dtype) {
+  Meta m;
+  m.defined = true;
+  m.dtype = dtype;
+  m.ndim = static_cast<int>(shape.size());
+  m.shape = std::move(shape);
+  return m;
+}
+
+size_t row_bytes(const Meta& m) {
+  return static_cast<size_t>(core::shape_numel(m.trailing())) * core::dtype_size(m.dtype);
+}
+
+// The parts of the checks every collective shares: a defined host tensor of at most kMaxDims
+// dimensions (with at least `min_dims`).
+void check_input(const char* op, int rank, const Meta& m, int min_dims) {
+  if (!m.defined) throw make_error(op, ": rank ", rank, " passes an undefined tensor");
+  if (m.cuda) {
+    throw make_error(op, ": rank ", rank, " passes a CUDA tensor (", m.str(),
+                     "); the MPI communicator moves host tensors");
+  }
+  if (m.ndim > kMaxDims) {
+    throw make_error(op, ": rank ", rank, " passes a tensor of ", m.ndim, " dimensions; at most ",
+                     kMaxDims, " are supported");
+  }
+  if (m.ndim < min_dims) {
+    throw make_error(op, ": rank ", rank, " passes ", m.str(), "; it needs a leading dimension");
+  }
+}
+
+void check_output(const char* op, int rank, const Meta& out, const Meta& want) {
+  if (out.defined && !(out == want)) {
+    throw make_error(op, ": rank ", rank, "'s output is ", out.str(), " but should be ",
+                     want.str());
+  }
+}
+
+void check_int_count(const char* op, int64_t count, const char* what) {
+  if (count > INT_MAX) {
+    throw make_error(op, ": ", count, " ", what, " exceed MPI's int counts; split the transfer");
+  }
+}
+
+void prepare_output(Tensor& out, const Shape& shape, DType dtype) {
+  if (!out.defined()) out = Tensor::empty(shape, dtype);
+}
+
+bool mpi_sums_natively(DType dtype) {
+  return dtype == DType::F32 || dtype == DType::I32 || dtype == DType::I64;
+}
+
+// Validation and buffer handling shared by every host backend; the backends supply byte-moving
+// primitives. Every public collective first exchanges argument descriptions (exchange()).
+class HostComm : public Comm {
+ public:
+  void broadcast(Tensor& tensor, int root) override {
+    const char* op = "broadcast";
+    std::vector<int64_t> local{root};
+    append_meta(local, tensor);
+    const auto all = exchange(local);
+    const size_t stride = local.size();
+    for (int r = 0; r < size(); ++r) {
+      if (all[r * stride] != root) {
+        throw make_error(op, ": the ranks disagree on the root (rank 0 says ", all[0], ", rank ", r,
+                         " says ", all[r * stride], ")");
+      }
+    }
+    if (root < 0 || root >= size()) {
+      throw make_error(op, ": root ", root, " is not a rank of a communicator of ", size());
+    }
+    const Meta want = Meta::read(&all[root * stride + 1]);
+    for (int r = 0; r < size(); ++r) {
+      const Meta m = Meta::read(&all[r * stride + 1]);
+      check_input(op, r, m, 0);
+      if (!(m == want)) {
+        throw make_error(op, ": rank ", r, " passes ", m.str(), " but the root (rank ", root,
+                         ") sends ", want.str());
+      }
+    }
+    bcast_bytes(tensor.raw(), tensor.nbytes(), root);
+  }
+
+  void all_gather(const Tensor& in, Tensor& out) override {
+    const char* op = "all_gather";
+    std::vector<int64_t> local;
+    append_meta(local, in);
+    append_meta(local, out);
+    const auto all = exchange(local);
+    const Meta first = Meta::read(&all[0]);
+    for (int r = 0; r < size(); ++r) {
+      const Meta m = Meta::read(&all[r * 2 * kMetaInts]);
+      check_input(op, r, m, 1);
+      if (!(m == first)) {
+        throw make_error(op, ": the ranks' inputs differ: rank 0 passes ", first.str(), ", rank ",
+                         r, " passes ", m.str());
+      }
+    }
+    Shape shape = first.shape;
+    shape[0] *= size();
+    const Meta want = expected(shape, first.dtype);
+    for (int r = 0; r < size(); ++r) {
+      check_output(op, r, Meta::read(&all[r * 2 * kMetaInts + kMetaInts]), want);
+    }
+    check_int_count(op, shape[0], "rows");
+    prepare_output(out, shape, first.dtype);
+    allgather_rows(in.raw(), first.shape[0], out.raw(), row_bytes(first));
+  }
+
+  void all_to_all(const Tensor& in, Tensor& out) override {
+    const char* op = "all_to_all";
+    std::vector<int64_t> local;
+    append_meta(local, in);
+    append_meta(local, out);
+    const auto all = exchange(local);
+    const Meta first = Meta::read(&all[0]);
+    for (int r = 0; r < size(); ++r) {
+      const Meta m = Meta::read(&all[r * 2 * kMetaInts]);
+      check_input(op, r, m, 1);
+      if (!(m == first)) {
+        throw make_error(op, ": the ranks' inputs differ: rank 0 passes ", first.str(), ", rank ",
+                         r, " passes ", m.str());
+      }
+    }
+    if (first.shape[0] % size() != 0) {
+      throw make_error(op, ": ", first.shape[0], " rows (", first.str(),
+                       ") do not split evenly over ", size(), " ranks");
+    }
+    for (int r = 0; r < size(); ++r) {
+      check_output(op, r, Meta::read(&all[r * 2 * kMetaInts + kMetaInts]), first);
+    }
+    check_int_count(op, first.shape[0], "rows");
+    prepare_output(out, first.shape, first.dtype);
+    const std::vector<int64_t> counts(size(), first.shape[0] / size());
+    alltoallv_rows(in.raw(), counts, out.raw(), counts, row_bytes(first));
+  }
+
+  void all_to_all_v(const Tensor& in, const std::vector<int64_t>& send_counts, Tensor& out,
+                    const std::vector<int64_t>& recv_counts) override {
+    const char* op = "all_to_all_v";
+    const int n = size();
+    // Per rank: in, out, whether the count vectors have one entry per rank, then both vectors.
+    std::vector<int64_t> local;
+    append_meta(local, in);
+    append_meta(local, out);
+    const bool counts_ok = send_counts.size() == static_cast<size_t>(n) &&
+                           recv_counts.size() == static_cast<size_t>(n);
+    local.push_back(counts_ok ? 1 : 0);
+    for (int j = 0; j < n; ++j) local.push_back(counts_ok ? send_counts[j] : 0);
+    for (int j = 0; j < n; ++j) local.push_back(counts_ok ? recv_counts[j] : 0);
+    const auto all = exchange(local);
+    const size_t stride = local.size();
+    auto in_of = [&](int r) { return Meta::read(&all[r * stride]); };
+    auto sent = [&](int r, int j) { return all[r * stride + 2 * kMetaInts + 1 + j]; };
+    auto received = [&](int r, int j) { return all[r * stride + 2 * kMetaInts + 1 + n + j]; };
+    const Meta first = in_of(0);
+    for (int r = 0; r < n; ++r) {
+      const Meta m = in_of(r);
+      check_input(op, r, m, 1);
+      if (m.dtype != first.dtype || m.trailing() != first.trailing()) {
+        throw make_error(op, ": the ranks' rows differ: rank 0 passes ", first.str(), ", rank ", r,
+                         " passes ", m.str(), " (all but dim 0 and the dtype must agree)");
+      }
+      if (all[r * stride + 2 * kMetaInts] == 0) {
+        throw make_error(op, ": rank ", r,
+                         " does not pass one send and one receive count per rank (", n, ")");
+      }
+    }
+    for (int r = 0; r < n; ++r) {
+      int64_t send_total = 0, recv_total = 0;
+      for (int j = 0; j < n; ++j) {
+        if (sent(r, j) < 0 || received(r, j) < 0) {
+          throw make_error(op, ": rank ", r, " passes a negative count");
+        }
+        if (sent(r, j) != received(j, r)) {
+          throw make_error(op, ": rank ", r, " sends ", sent(r, j), " rows to rank ", j,
+                           ", which expects ", received(j, r));
+        }
+        send_total += sent(r, j);
+        recv_total += received(r, j);
+      }
+      if (send_total != in_of(r).shape[0]) {
+        throw make_error(op, ": rank ", r, "'s send counts add up to ", send_total,
+                         " rows but its input ", in_of(r).str(), " has ", in_of(r).shape[0]);
+      }
+      check_int_count(op, std::max(send_total, recv_total), "rows");
+      Shape shape = first.trailing();
+      shape.insert(shape.begin(), recv_total);
+      check_output(op, r, Meta::read(&all[r * stride + kMetaInts]), expected(shape, first.dtype));
+    }
+    Shape shape = first.trailing();
+    shape.insert(shape.begin(),
+                 std::accumulate(recv_counts.begin(), recv_counts.end(), int64_t{0}));
+    prepare_output(out, shape, first.dtype);
+    alltoallv_rows(in.raw(), send_counts, out.raw(), recv_counts, row_bytes(first));
+  }
+
+  void all_reduce_sum(Tensor& tensor) override {
+    const char* op = "all_reduce_sum";
+    std::vector<int64_t> local;
+    append_meta(local, tensor);
+    const auto all = exchange(local);
+    const Meta first = Meta::read(&all[0]);
+    for (int r = 0; r < size(); ++r) {
+      const Meta m = Meta::read(&all[r * kMetaInts]);
+      check_input(op, r, m, 0);
+      if (!(m == first)) {
+        throw make_error(op, ": the ranks' tensors differ: rank 0 passes ", first.str(), ", rank ",
+                         r, " passes ", m.str());
+      }
+    }
+    if (mpi_sums_natively(first.dtype)) {
+      allreduce_sum(tensor.raw(), tensor.numel(), first.dtype);
+    } else {
+      // Reduced-precision floats add in fp32 and round once at the end.
+      Tensor wide = tensor.to(DType::F32);
+      allreduce_sum(wide.raw(), wide.numel(), DType::F32);
+      tensor.copy_from(wide);
+    }
+  }
+
+ protected:
+  // Every rank's `local` (the same length on every rank), concatenated in rank order.
+  virtual std::vector<int64_t> exchange(const std::vector<int64_t>& local) = 0;
+  virtual void bcast_bytes(void* data, size_t bytes, int root) = 0;
+  virtual void allgather_rows(const void* in, int64_t rows, void* out, size_t row_bytes) = 0;
+  virtual void alltoallv_rows(const void* in, const std::vector<int64_t>& send_counts, void* out,
+                              const std::vector<int64_t>& recv_counts, size_t row_bytes) = 0;
+  virtual void allreduce_sum(void* data, int64_t count, DType dtype) = 0;
+};
+
+// One rank, no MPI: a run outside a launcher. Collectives are copies.
+class LocalComm final : public HostComm {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  void barrier() override {}
+  std::unique_ptr<Comm> split(int color, int) const override {
+    WB_CHECK(color >= 0, "split: color ", color, " is negative");
+    return std::make_unique<LocalComm>();
+  }
+  [[noreturn]] void abort(const std::string& message) const override {
+    WB_LOG(fatal) << "aborting: " << message;
+    std::fflush(nullptr);
+    std::exit(1);
+  }
+
+ protected:
+  std::vector<int64_t> exchange(const std::vector<int64_t>& local) override { return local; }
+  void bcast_bytes(void*, size_t, int) override {}
+  void allgather_rows(const void* in, int64_t rows, void* out, size_t row_bytes) override {
+    if (rows > 0 && row_bytes > 0 && in != out) std::memcpy(out, in, rows * row_bytes);
+  }
+  void alltoallv_rows(const void* in, const std::vector<int64_t>& send_counts, void* out,
+                      const std::vector<int64_t>&, size_t row_bytes) override {
+    allgather_rows(in, send_counts[0], out, row_bytes);
+  }
+  void allreduce_sum(void*, int64_t, DType) override {}
+};
+
+// A committed MPI datatype of `bytes` contiguous bytes (one row), freed on scope exit.
+class RowType {
+ public:
+  explicit RowType(size_t bytes) {
+    if (bytes > static_cast<size_t>(INT_MAX)) {
+      throw make_error("a row of ", bytes, " bytes exceeds MPI's int counts");
+    }
+    MPI_CHECK(MPI_Type_contiguous(static_cast<int>(bytes), MPI_BYTE, &type_));
+    MPI_CHECK(MPI_Type_commit(&type_));
+  }
+  ~RowType() { MPI_Type_free(&type_); }
+  RowType(const RowType&) = delete;
+  RowType& operator=(const RowType&) = delete;
+  MPI_Datatype get() const { return type_; }
+
+ private:
+  MPI_Datatype type_ = MPI_DATATYPE_NULL;
+};
+
+// Transfers larger than this go in pieces: MPI counts are int.
+constexpr int64_t kChunkBytes = int64_t{1} << 30;
+
+class MpiComm final : public HostComm {
+ public:
+  // Takes ownership of `comm` (freed with MPI_Comm_free) and makes its errors return codes.
+  explicit MpiComm(MPI_Comm comm) : comm_(comm) {
+    MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+    MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+    MPI_CHECK(MPI_Comm_size(comm_, &size_));
+  }
+  ~MpiComm() override {
+    int finalised = 0;
+    MPI_Finalized(&finalised);
+    if (!finalised) MPI_Comm_free(&comm_);
+  }
+  MpiComm(const MpiComm&) = delete;
+  MpiComm& operator=(const MpiComm&) = delete;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  void barrier() override { MPI_CHECK(MPI_Barrier(comm_)); }
+
+  std::unique_ptr<Comm> split(int color, int key) const override {
+    // The colour check happens after the split so that a bad colour on one rank cannot leave the
+    // others waiting inside MPI_Comm_split.
+    MPI_Comm sub = MPI_COMM_NULL;
+    MPI_CHECK(MPI_Comm_split(comm_, color < 0 ? MPI_UNDEFINED : color, key, &sub));
+    if (sub == MPI_COMM_NULL) throw make_error("split: color ", color, " is negative");
+    return std::make_unique<MpiComm>(sub);
+  }
+
+  [[noreturn]] void abort(const std::string& message) const override {
+    int world_rank = -1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+    WB_LOG(fatal) << "rank " << world_rank << " aborting the job: " << message;
+    std::fflush(nullptr);
+    MPI_Abort(comm_, 1);
+    std::_Exit(1);  // MPI_Abort does not return; this is for the compiler and broken MPIs
+  }
+
+ protected:
+  std::vector<int64_t> exchange(const std::vector<int64_t>& local) override {
+    std::vector<int64_t> all(local.size() * size_);
+    MPI_CHECK(MPI_Allgather(local.data(), static_cast<int>(local.size()), MPI_INT64_T, all.data(),
+                            static_cast<int>(local.size()), MPI_INT64_T, comm_));
+    return all;
+  }
+
+  void bcast_bytes(void* data, size_t bytes, int root) override {
+    auto* p = static_cast<char*>(data);
+    for (size_t done = 0; done < bytes;) {
+      const size_t n = std::min<size_t>(bytes - done, kChunkBytes);
+      MPI_CHECK(MPI_Bcast(p + done, static_cast<int>(n), MPI_BYTE, root, comm_));
+      done += n;
+    }
+  }
+
+  void allgather_rows(const void* in, int64_t rows, void* out, size_t row_bytes) override {
+    if (row_bytes == 0) return;
+    RowType row(row_bytes);
+    MPI_CHECK(MPI_Allgather(in, static_cast<int>(rows), row.get(), out, static_cast<int>(rows),
+                            row.get(), comm_));
+  }
+
+  void alltoallv_rows(const void* in, const std::vector<int64_t>& send_counts, void* out,
+                      const std::vector<int64_t>& recv_counts, size_t row_bytes) override {
+    if (row_bytes == 0) return;
+    RowType row(row_bytes);
+    std::vector<int> sc(size_), sd(size_), rc(size_), rd(size_);
+    int send_at = 0, recv_at = 0;  // totals were checked against INT_MAX
+    for (int j = 0; j < size_; ++j) {
+      sc[j] = static_cast<int>(send_counts[j]);
+      rc[j] = static_cast<int>(recv_counts[j]);
+      sd[j] = send_at;
+      rd[j] = recv_at;
+      send_at += sc[j];
+      recv_at += rc[j];
+    }
+    MPI_CHECK(MPI_Alltoallv(in, sc.data(), sd.data(), row.get(), out, rc.data(), rd.data(),
+                            row.get(), comm_));
+  }
+
+  void allreduce_sum(void* data, int64_t count, DType dtype) override {
+    const MPI_Datatype type = dtype == DType::F32   ? MPI_FLOAT
+                              : dtype == DType::I32 ? MPI_INT32_T
+                                                    : MPI_INT64_T;
+    const size_t element = core::dtype_size(dtype);
+    const int64_t per_chunk = kChunkBytes / static_cast<int64_t>(element);
+    auto* p = static_cast<char*>(data);
+    for (int64_t done = 0; done < count;) {
+      const int64_t n = std::min(count - done, per_chunk);
+      MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, p + done * element, static_cast<int>(n), type, MPI_SUM,
+                              comm_));
+      done += n;
+    }
+  }
+
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0;
+  int size_ = 1;
+};
+
+}  // namespace
+
+std::unique_ptr<Comm> world(const MpiRuntime& runtime) {
+  if (!runtime.active()) return std::make_unique<LocalComm>();
+  MPI_Comm comm = MPI_COMM_NULL;
+  MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm));
+  return std::make_unique<MpiComm>(comm);
+}
+
+}  // namespace wanbatch::parallel

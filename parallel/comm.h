@@ -1,0 +1,62 @@
+// Comm: a communicator over tensors, the one interface the parallel code (Ulysses all-to-all,
+// weight all-gather, data-parallel bookkeeping) talks to. The MPI backend here moves host
+// tensors; an NCCL backend for device tensors comes later behind the same interface.
+//
+// Every collective is called by every rank of the communicator with matching arguments. Before any
+// data moves, the ranks exchange a small description of their arguments (shapes, dtypes, counts),
+// so a mismatch throws the same wanbatch::Error on every rank instead of hanging or corrupting
+// memory. Tensors of any dtype move as bytes; all_reduce_sum adds in the dtype (bf16, f16 and fp8
+// through fp32).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace wanbatch::parallel {
+
+class MpiRuntime;
+
+class Comm {
+ public:
+  virtual ~Comm() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+
+  virtual void barrier() = 0;
+  // Root's `tensor` overwrites everyone's; every rank passes a tensor of root's shape and dtype.
+  virtual void broadcast(core::Tensor& tensor, int root) = 0;
+  // out = the ranks' `in` concatenated along dim 0 in rank order: [size·n, ...]. Every rank passes
+  // the same shape. `out` is allocated when undefined, else must have exactly that shape and dtype.
+  virtual void all_gather(const core::Tensor& in, core::Tensor& out) = 0;
+  // Equal splits along dim 0: rank r sends rows [j·n/size, (j+1)·n/size) of `in` to rank j and
+  // receives rank j's block r into the same place of `out` (same shape as `in`).
+  virtual void all_to_all(const core::Tensor& in, core::Tensor& out) = 0;
+  // Unequal splits, counted in rows of dim 0: send_counts[j] rows (consecutive, in rank order)
+  // go to rank j; recv_counts[j] rows come from rank j, placed in rank order. Rank i's
+  // send_counts[j] must equal rank j's recv_counts[i]; zero counts are allowed. `out` has
+  // sum(recv_counts) rows and `in`'s trailing shape (allocated when undefined).
+  virtual void all_to_all_v(const core::Tensor& in, const std::vector<int64_t>& send_counts,
+                            core::Tensor& out, const std::vector<int64_t>& recv_counts) = 0;
+  // In place: every rank ends with the element-wise sum over ranks.
+  virtual void all_reduce_sum(core::Tensor& tensor) = 0;
+
+  // Ranks passing the same `color` (>= 0) form a sub-communicator, ordered by `key` (then by rank
+  // here). Collective over this communicator.
+  virtual std::unique_ptr<Comm> split(int color, int key) const = 0;
+
+  // Logs `message` as an error naming the rank, then ends every rank of the job (MPI_Abort).
+  // For failures one rank cannot report through a collective (the others would wait forever).
+  [[noreturn]] virtual void abort(const std::string& message) const = 0;
+};
+
+// The communicator of every rank of the job: an MPI communicator (a duplicate of MPI_COMM_WORLD
+// with MPI_ERRORS_RETURN) when `runtime` is active, otherwise a one-rank communicator that needs
+// no MPI. It must be destroyed before `runtime`.
+std::unique_ptr<Comm> world(const MpiRuntime& runtime);
+
+}  // namespace wanbatch::parallel
