@@ -166,12 +166,9 @@ class HostComm : public Comm {
     bcast_bytes(tensor.raw(), tensor.nbytes(), root);
   }
 
-  void all_gather(const Tensor& in, Tensor& out) override {
-    const char* op = "all_gather";
-    std::vector<int64_t> local;
-    append_meta(local, in);
-    append_meta(local, out);
-    const auto all = exchange(local);
+  // Rank 0's input description from every rank's (input, output) pair in `all`, after checking
+  // that each rank passes a usable input equal to it.
+  Meta same_inputs(const char* op, const std::vector<int64_t>& all) const {
     const Meta first = Meta::read(&all[0]);
     for (int r = 0; r < size(); ++r) {
       const Meta m = Meta::read(&all[r * 2 * kMetaInts]);
@@ -181,6 +178,16 @@ class HostComm : public Comm {
                          r, " passes ", m.str());
       }
     }
+    return first;
+  }
+
+  void all_gather(const Tensor& in, Tensor& out) override {
+    const char* op = "all_gather";
+    std::vector<int64_t> local;
+    append_meta(local, in);
+    append_meta(local, out);
+    const auto all = exchange(local);
+    const Meta first = same_inputs(op, all);
     Shape shape = first.shape;
     shape[0] *= size();
     const Meta want = expected(shape, first.dtype);
@@ -198,15 +205,7 @@ class HostComm : public Comm {
     append_meta(local, in);
     append_meta(local, out);
     const auto all = exchange(local);
-    const Meta first = Meta::read(&all[0]);
-    for (int r = 0; r < size(); ++r) {
-      const Meta m = Meta::read(&all[r * 2 * kMetaInts]);
-      check_input(op, r, m, 1);
-      if (!(m == first)) {
-        throw make_error(op, ": the ranks' inputs differ: rank 0 passes ", first.str(), ", rank ",
-                         r, " passes ", m.str());
-      }
-    }
+    const Meta first = same_inputs(op, all);
     if (first.shape[0] % size() != 0) {
       throw make_error(op, ": ", first.shape[0], " rows (", first.str(),
                        ") do not split evenly over ", size(), " ranks");
