@@ -8,6 +8,7 @@ namespace wanbatch::app {
 
 int inspect_command(const Invocation& call);
 int make_test_model_command(const Invocation& call);
+int run_command(const Invocation& call);
 int tool_command(const Invocation& call);
 int tool_dit_command(const Invocation& call);
 int tool_encode_text_command(const Invocation& call);

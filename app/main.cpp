@@ -27,6 +27,10 @@ const std::map<std::string, CommandEntry>& commands() {
        {"write random weights in the official layout (tiny presets for tests "
         "and demos, real sizes for benchmarks)",
         make_test_model_command}},
+      {"run",
+       {"the batch job: a manifest of prompts to videos and latents, data parallel over the "
+        "MPI ranks, resumable",
+        run_command}},
       {"tool",
        {"single stages on HDF5 inputs and outputs, to check against other "
         "implementations (wanbatch tool --help)",

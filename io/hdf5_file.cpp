@@ -464,6 +464,24 @@ std::optional<int64_t> Hdf5Reader::attribute_integer(const std::string& name) co
   throw make_error(impl_->attribute_where(name), " is ", type_name(type.get()), ", not an integer");
 }
 
+std::optional<uint64_t> Hdf5Reader::attribute_unsigned(const std::string& name) const {
+  Hdf5Call call;
+  const std::optional<Hid> attr = impl_->open_attribute(name);
+  if (!attr) return std::nullopt;
+  const Hid type = impl_->attribute_type(attr->get(), name);
+  if (H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_sign(type.get()) == H5T_SGN_NONE) {
+    uint64_t value = 0;
+    H5_CHECK(H5Aread(attr->get(), H5T_NATIVE_UINT64, &value), "reading ",
+             impl_->attribute_where(name));
+    return value;
+  }
+  const std::optional<int64_t> value = attribute_integer(name);
+  if (value && *value < 0) {
+    throw make_error(impl_->attribute_where(name), " = ", *value, " is negative");
+  }
+  return value ? std::optional<uint64_t>(static_cast<uint64_t>(*value)) : std::nullopt;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hdf5Writer
 
@@ -597,6 +615,11 @@ void Hdf5Writer::attribute(const std::string& name, double value) {
 void Hdf5Writer::attribute(const std::string& name, int64_t value) {
   Hdf5Call call;
   impl_->set_attribute(name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
+}
+
+void Hdf5Writer::attribute_unsigned(const std::string& name, uint64_t value) {
+  Hdf5Call call;
+  impl_->set_attribute(name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &value);
 }
 
 void Hdf5Writer::attribute_integral(const std::string& name, bool fits, int64_t value) {

@@ -51,6 +51,8 @@ class Hdf5Reader {
   // Exact for integer attributes beyond 2^53 (seeds); a floating-point attribute is accepted only
   // when it holds a whole number.
   std::optional<int64_t> attribute_integer(const std::string& name) const;
+  // Any non-negative integer attribute up to 2^64 − 1 (seeds); negative or fractional values throw.
+  std::optional<uint64_t> attribute_unsigned(const std::string& name) const;
 
  private:
   struct Impl;
@@ -81,6 +83,8 @@ class Hdf5Writer {
   }
   void attribute(const std::string& name, double value);
   void attribute(const std::string& name, int64_t value);
+  // Stored as uint64 (h5py reads numpy.uint64): for 64-bit seeds, which can exceed int64.
+  void attribute_unsigned(const std::string& name, uint64_t value);
   // Any other integer type (int, uint64_t, ...) as int64; without this, `attribute("steps", 50)`
   // would be ambiguous between double and int64_t. Throws if the value does not fit.
   template <hdf5_detail::OtherInteger T>

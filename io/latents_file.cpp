@@ -22,7 +22,7 @@ void write_latents_file(const std::string& path, const core::Tensor& latents,
   write_optional(out, "id", r.id);
   write_optional(out, "prompt", r.prompt);
   write_optional(out, "negative_prompt", r.negative_prompt);
-  if (r.seed) out.attribute("seed", *r.seed);
+  if (r.seed) out.attribute_unsigned("seed", *r.seed);
   out.attribute("noise", r.noise);
   write_optional(out, "width", r.width);
   write_optional(out, "height", r.height);
@@ -63,7 +63,7 @@ LatentsFile read_latents_file(const std::string& path) {
   r.id = in.attribute_string("id");
   r.prompt = in.attribute_string("prompt");
   r.negative_prompt = in.attribute_string("negative_prompt");
-  if (const auto seed = in.attribute_integer("seed")) r.seed = static_cast<uint64_t>(*seed);
+  r.seed = in.attribute_unsigned("seed");
   r.noise = in.attribute_string("noise").value_or("");
   r.width = in.attribute_integer("width");
   r.height = in.attribute_integer("height");
