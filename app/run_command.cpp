@@ -9,11 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <limits>
-#include <map>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 
@@ -27,7 +23,9 @@
 #include "io/latents_file.h"
 #include "io/t5_tokenizer.h"
 #include "io/video_writer.h"
+#include "jobs/item_outputs.h"
 #include "jobs/manifest.h"
+#include "jobs/run_report.h"
 #include "jobs/shard.h"
 #include "model/sampling/latent_shape.h"
 #include "model/sampling/philox_noise.h"
@@ -47,63 +45,10 @@ namespace {
 namespace fs = std::filesystem;
 namespace sampling = model::sampling;
 using core::Tensor;
-using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-std::string noise_source(const jobs::ManifestItem& item) {
-  return item.init_noise.empty() ? "philox seed " + std::to_string(item.seed) : item.init_noise;
-}
-
-// Whether the record of an existing DIR/<id>.h5 says it was made for this item, as it now reads.
-bool record_matches(const io::LatentsRecord& r, const jobs::ManifestItem& item) {
-  const auto same = [](double a, double b) { return a == b; };
-  const double high = item.guide_scale_high.value_or(item.guide_scale);
-  return r.id == item.id && r.prompt == item.prompt && r.negative_prompt == item.negative_prompt &&
-         r.seed == std::optional<uint64_t>(item.seed) && r.noise == noise_source(item) &&
-         r.width == item.width && r.height == item.height && r.frames == item.frames &&
-         r.fps == item.fps && r.solver == item.solver && r.steps == item.steps &&
-         same(r.shift, item.shift) && same(r.guide_scale, item.guide_scale) &&
-         same(r.guide_scale_high.value_or(r.guide_scale), high);
-}
-
-struct ItemResult {
-  std::string id;
-  size_t index = 0;    // in the shard
-  std::string status;  // done, skipped-complete, failed
-  std::string reason;
-  double encode_seconds = 0, sample_seconds = 0, decode_seconds = 0, total_seconds = 0;
-  std::string latents, video;
-  int rank = 0;
-};
-
-json to_json(const ItemResult& r) {
-  json j = {{"id", r.id},
-            {"index", r.index},
-            {"status", r.status},
-            {"rank", r.rank},
-            {"seconds",
-             {{"encode", r.encode_seconds},
-              {"sample", r.sample_seconds},
-              {"decode", r.decode_seconds},
-              {"total", r.total_seconds}}}};
-  if (!r.reason.empty()) j["reason"] = r.reason;
-  if (!r.latents.empty()) j["latents"] = r.latents;
-  if (!r.video.empty()) j["video"] = r.video;
-  return j;
-}
-
-void write_json_atomic(const std::string& path, const json& j) {
-  io::AtomicFile file(path);
-  {
-    std::ofstream out(file.temp_path());
-    out << j.dump(2) << "\n";
-    WB_CHECK(out.good(), "cannot write ", file.temp_path());
-  }
-  file.commit();
 }
 
 void require_file(const std::string& option, const std::string& path) {
@@ -231,7 +176,7 @@ int run_command(const Invocation& call) {
              << " frames, " << it.solver << " " << it.steps << " steps, shift " << it.shift
              << ", guide " << it.guide_scale
              << (it.guide_scale_high ? "," + std::to_string(*it.guide_scale_high) : "")
-             << ", noise " << noise_source(it) << "\n";
+             << ", noise " << jobs::noise_source(it) << "\n";
       }
       std::cout << plan.str() << std::flush;
     }
@@ -250,22 +195,14 @@ int run_command(const Invocation& call) {
                << " items over " << world << " ranks; this rank has " << mine.size();
 
   // Which of mine are already complete (nothing loads for a rank with nothing to do).
-  std::vector<ItemResult> results;
+  std::vector<jobs::ItemResult> results;
   std::vector<size_t> todo;
   for (size_t k : mine) {
     const auto& item = items[k];
-    const std::string h5 = (out_dir / (item.id + ".h5")).string();
-    const std::string mp4 = (out_dir / (item.id + ".mp4")).string();
-    bool complete = fs::exists(h5) && (no_video || fs::exists(mp4));
-    if (complete) {
-      try {
-        complete = record_matches(io::read_latents_file(h5).record, item);
-      } catch (const std::exception&) {
-        complete = false;
-      }
-    }
-    if (complete) {
-      ItemResult r;
+    const std::string h5 = jobs::latents_path(out_dir, item);
+    const std::string mp4 = jobs::video_path(out_dir, item);
+    if (jobs::item_complete(out_dir, item, !no_video)) {
+      jobs::ItemResult r;
       r.id = item.id;
       r.index = k;
       r.rank = rank;
@@ -342,13 +279,13 @@ int run_command(const Invocation& call) {
   const auto batch_start = Clock::now();
   for (size_t n = 0; n < todo.size(); ++n) {
     const auto& item = items[todo[n]];
-    ItemResult r;
+    jobs::ItemResult r;
     r.id = item.id;
     r.index = todo[n];
     r.rank = rank;
     const auto item_start = Clock::now();
-    const std::string h5 = (out_dir / (item.id + ".h5")).string();
-    const std::string mp4 = (out_dir / (item.id + ".mp4")).string();
+    const std::string h5 = jobs::latents_path(out_dir, item);
+    const std::string mp4 = jobs::video_path(out_dir, item);
     try {
       auto t = Clock::now();
       sampling::SamplerOptions options;
@@ -392,7 +329,7 @@ int run_command(const Invocation& call) {
       record.prompt = item.prompt;
       record.negative_prompt = item.negative_prompt;
       record.seed = item.seed;
-      record.noise = noise_source(item);
+      record.noise = jobs::noise_source(item);
       record.width = item.width;
       record.height = item.height;
       record.frames = item.frames;
@@ -451,51 +388,25 @@ int run_command(const Invocation& call) {
   }
 
   // Each rank's part of the report, then rank 0 merges them after everyone has written theirs.
-  json part = json::array();
   int64_t failed_here = 0;
-  for (const auto& r : results) {
-    part.push_back(to_json(r));
-    failed_here += r.status == "failed";
-  }
-  write_json_atomic((out_dir / (".report.rank" + std::to_string(rank) + ".json")).string(), part);
+  for (const auto& r : results) failed_here += r.status == "failed";
+  jobs::write_report_part(out_dir, rank, results);
   Tensor failed = Tensor::from_vector(std::vector<int64_t>{failed_here}, {1});
   comm->all_reduce_sum(failed);
   const int64_t failed_total = failed.data<int64_t>()[0];
   if (rank == 0) {
-    std::vector<json> merged(items.size());
-    for (int r = 0; r < world; ++r) {
-      const fs::path rank_file = out_dir / (".report.rank" + std::to_string(r) + ".json");
-      std::ifstream in(rank_file);
-      WB_CHECK(in.good(), "cannot read ", rank_file.string());
-      for (const json& j : json::parse(in)) merged[j["index"].get<size_t>()] = j;
-      in.close();
-      fs::remove(rank_file);
-    }
-    std::map<std::string, int64_t> counts{{"done", 0}, {"skipped-complete", 0}, {"failed", 0}};
-    json report_items = json::array();
-    for (size_t k = 0; k < items.size(); ++k) {
-      json j = merged[k];
-      j["line"] = items[k].line;
-      counts[j["status"].get<std::string>()]++;
-      report_items.push_back(j);
-    }
-    const json report = {{"manifest", manifest_path},
-                         {"output_dir", out_dir.string()},
-                         {"shard", {{"index", shard.index}, {"count", shard.count}}},
-                         {"world_size", world},
-                         {"scheduling", "round-robin"},
-                         {"wanbatch_version", WANBATCH_VERSION},
-                         {"seconds", seconds_since(batch_start)},
-                         {"totals",
-                          {{"items", items.size()},
-                           {"done", counts["done"]},
-                           {"skipped_complete", counts["skipped-complete"]},
-                           {"failed", counts["failed"]}}},
-                         {"items", report_items}};
-    const std::string report_path = (out_dir / "report.json").string();
-    write_json_atomic(report_path, report);
-    WB_LOG(info) << report_path << ": " << counts["done"] << " done, " << counts["skipped-complete"]
-                 << " skipped (complete), " << counts["failed"] << " failed";
+    jobs::RunSummary summary;
+    summary.manifest = manifest_path;
+    summary.output_dir = out_dir.string();
+    summary.scheduling = "round-robin";
+    summary.wanbatch_version = WANBATCH_VERSION;
+    summary.shard = shard;
+    summary.world_size = world;
+    summary.seconds = seconds_since(batch_start);
+    const jobs::ReportTotals totals = jobs::merge_report(out_dir, world, items, summary);
+    WB_LOG(info) << (out_dir / "report.json").string() << ": " << totals.done << " done, "
+                 << totals.skipped_complete << " skipped (complete), " << totals.failed
+                 << " failed";
   }
   comm->barrier();
   return failed_total > 0 ? 1 : 0;
