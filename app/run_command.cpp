@@ -78,12 +78,6 @@ int run_command(const Invocation& call) {
       ("dit-high-noise", po::value<std::string>(), "Wan2.2 high-noise expert weights")
       ("boundary", po::value<double>(),
        "switch to the low-noise expert below boundary·1000 (default: the model's)")
-      ("lora", po::value<std::vector<std::string>>()->composing(),
-       "LoRA merged into the (low-noise) model, PATH or PATH:STRENGTH (repeatable)")
-      ("high-noise-lora", po::value<std::vector<std::string>>()->composing(),
-       "LoRA merged into the high-noise expert (repeatable)")
-      ("lora-lenient", po::bool_switch(), "warn about LoRA keys that fit no weight, not fail")
-      ("num-heads", po::value<int64_t>(), "attention heads (default: config.json, else dim/128)")
       ("lightning", po::bool_switch(),
        "Wan2.2-Lightning defaults for items: euler, 4 steps, shift 5, guide scale 1")
       ("t5", po::value<std::string>()->required(), "umT5 text encoder weights")
@@ -101,6 +95,7 @@ int run_command(const Invocation& call) {
       ("dry-run", po::bool_switch(),
        "validate the manifest and the files, print the plan, and exit without writing anything");
   // clang-format on
+  add_expert_options(spec.options);
   add_vae_tiling_options(spec.options);
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
@@ -132,12 +127,7 @@ int run_command(const Invocation& call) {
   require_file("t5", t5_path);
   require_file("tokenizer", tokenizer_path);
   if (!no_video) require_file("vae", (*vm)["vae"].as<std::string>());
-  model::wan::DitLoadOptions low_options;
-  if (vm->count("num-heads")) low_options.num_heads = (*vm)["num-heads"].as<int64_t>();
-  low_options.lora_lenient = (*vm)["lora-lenient"].as<bool>();
-  model::wan::DitLoadOptions high_options = low_options;
-  low_options.loras = lora_option(*vm, "lora");
-  high_options.loras = lora_option(*vm, "high-noise-lora");
+  const auto [low_options, high_options] = expert_load_options(*vm);
   for (const auto& l : low_options.loras) require_file("lora", l.path);
   for (const auto& l : high_options.loras) require_file("high-noise-lora", l.path);
 

@@ -54,6 +54,29 @@ std::optional<model::wan::VaeTiling> vae_tiling_option(const po::variables_map& 
   }
 }
 
+void add_expert_options(po::options_description& options) {
+  // clang-format off
+  options.add_options()
+      ("lora", po::value<std::vector<std::string>>()->composing(),
+       "LoRA merged into the (low-noise) model, PATH or PATH:STRENGTH (repeatable)")
+      ("high-noise-lora", po::value<std::vector<std::string>>()->composing(),
+       "LoRA merged into the high-noise expert (repeatable)")
+      ("lora-lenient", po::bool_switch(), "warn about LoRA keys that fit no weight, not fail")
+      ("num-heads", po::value<int64_t>(), "attention heads (default: config.json, else dim/128)");
+  // clang-format on
+}
+
+std::pair<model::wan::DitLoadOptions, model::wan::DitLoadOptions> expert_load_options(
+    const po::variables_map& vm) {
+  model::wan::DitLoadOptions low;
+  if (vm.count("num-heads")) low.num_heads = vm["num-heads"].as<int64_t>();
+  low.lora_lenient = vm["lora-lenient"].as<bool>();
+  model::wan::DitLoadOptions high = low;
+  low.loras = lora_option(vm, "lora");
+  high.loras = lora_option(vm, "high-noise-lora");
+  return {low, high};
+}
+
 std::string describe_loras(const std::vector<model::wan::LoraFile>& loras) {
   std::string text;
   for (const auto& lora : loras) {

@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "app/cli.h"
@@ -16,6 +17,13 @@ namespace wanbatch::app {
 // A dataset as f32 with `rank` dimensions, also accepting a leading batch dimension of 1 (what a
 // PyTorch dump usually has). Throws naming the file and dataset otherwise.
 core::Tensor read_input(const io::Hdf5Reader& in, const std::string& name, int rank);
+
+// --lora, --high-noise-lora, --lora-lenient, --num-heads: how the DiT (or Wan2.2's two experts)
+// load, shared by tool sample and run.
+void add_expert_options(po::options_description& options);
+// The load options those give the low-noise (or only) model and the high-noise expert.
+std::pair<model::wan::DitLoadOptions, model::wan::DitLoadOptions> expert_load_options(
+    const po::variables_map& vm);
 
 // The LoRAs given to a repeatable option (PATH or PATH:STRENGTH).
 std::vector<model::wan::LoraFile> lora_option(const po::variables_map& vm, const std::string& key);

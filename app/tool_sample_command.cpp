@@ -75,12 +75,6 @@ int tool_sample_command(const Invocation& call) {
       ("high-noise", po::value<std::string>(), "Wan2.2 high-noise expert weights")
       ("boundary", po::value<double>(),
        "switch to the low-noise expert below boundary·1000 (default 0.875, 0.9 for I2V)")
-      ("lora", po::value<std::vector<std::string>>()->composing(),
-       "LoRA merged into the (low-noise) model, PATH or PATH:STRENGTH (repeatable)")
-      ("high-noise-lora", po::value<std::vector<std::string>>()->composing(),
-       "LoRA merged into the high-noise expert (repeatable)")
-      ("lora-lenient", po::bool_switch(), "warn about LoRA keys that fit no weight, not fail")
-      ("num-heads", po::value<int64_t>(), "attention heads (default: config.json, else dim/128)")
       ("input", po::value<std::string>()->required(), "input HDF5 file")
       ("output", po::value<std::string>()->required(), "output HDF5 file (written atomically)")
       ("solver", po::value<std::string>(), "unipc, dpm++ or euler (default: the model's, unipc)")
@@ -96,6 +90,7 @@ int tool_sample_command(const Invocation& call) {
       ("frames", po::value<int64_t>(), "frames of the video (4k+1), with --seed")
       ("init-noise", po::value<std::string>(), "HDF5 file whose 'noise' dataset is the start");
   // clang-format on
+  add_expert_options(spec.options);
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 
@@ -122,12 +117,7 @@ int tool_sample_command(const Invocation& call) {
   if (in.has("y")) conditions.y = read_input(in, "y", 4);
   if (in.has("clip")) conditions.clip = read_input(in, "clip", 2);
 
-  model::wan::DitLoadOptions low_options;
-  if (vm->count("num-heads")) low_options.num_heads = (*vm)["num-heads"].as<int64_t>();
-  low_options.lora_lenient = (*vm)["lora-lenient"].as<bool>();
-  model::wan::DitLoadOptions high_options = low_options;
-  low_options.loras = lora_option(*vm, "lora");
-  high_options.loras = lora_option(*vm, "high-noise-lora");
+  const auto [low_options, high_options] = expert_load_options(*vm);
 
   // The model's shape from its tensor list alone: defaults and the latent size are settled, and
   // checked, before the weights load.
