@@ -17,6 +17,11 @@ void* allocate(size_t, int) { unavailable(); }
 void release(void*, int) {}
 void copy(void*, Device, const void*, Device, size_t) { unavailable(); }
 void convert(const void*, DType, void*, DType, size_t, int) { unavailable(); }
+size_t current_device_bytes(int) { return 0; }
+size_t peak_device_bytes(int) { return 0; }
+void reset_peak_device_bytes(int) {}
+void register_stream(int, CUstream_st*) {}
+void unregister_stream(int, CUstream_st*) noexcept {}
 struct Resources {};
 }  // namespace cuda
 

@@ -62,11 +62,16 @@ Resources::Resources(int device) : device_(device) {
                      " MiB library workspace: ", cudaGetErrorString(status));
   }
   workspace_ = std::unique_ptr<void, DeviceMemoryDeleter>(workspace, DeviceMemoryDeleter{device});
+  // Last, so that a failed construction leaves nothing registered: device memory is ordered on
+  // this stream while it is the device's only one (runtime.cu).
+  register_stream(device, stream);
 }
 
 Resources::~Resources() {
   // Let queued work finish before its handles and workspace go away.
   if (stream_) with_device_noexcept(device_, [&] { cudaStreamSynchronize(stream_.get()); });
+  // After the synchronization: no memory ordered on the stream can still be in use.
+  if (stream_) unregister_stream(device_, stream_.get());
 }
 
 }  // namespace cuda

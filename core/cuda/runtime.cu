@@ -1,8 +1,12 @@
 // The CUDA runtime services of core/cuda/runtime.h (device count, memory, synchronous copies) and
 // the dtype conversion kernels, which reproduce core::convert_elements (core/dtype.cpp) bit for
 // bit so that a tensor converted on the GPU equals the same tensor converted on the CPU.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
 
 #include "core/cuda/check.h"
 #include "core/cuda/resources.h"
@@ -255,27 +259,150 @@ int device_count() {
   return count;
 }
 
+// --- Device memory: a caching, stream-ordered pool per device ---
+//
+// Storage has no stream: a tensor may be freed (its last owner gone on the host) while kernels
+// that read it are still queued. cudaFree was safe because it synchronizes the device, but that
+// costs a round trip per freed temporary. cudaFreeAsync(p, s) instead makes the memory reusable
+// once stream s reaches that point, which is safe exactly when every use of p is ordered before it
+// on s. Our ops all run on their Context's stream, and the NCCL communicator joins its stream
+// back into that stream after each collective (parallel/nccl_comm.h), so:
+//  - with exactly one Context stream registered on the device (the normal case: one Context per
+//    device per process), allocation and release are both queued on that stream with
+//    cudaMallocAsync/cudaFreeAsync: no synchronization at all, and the pool (its release threshold
+//    raised to "never") hands the same memory out again;
+//  - with none or several (tests, tools), which stream used the memory is unknown, so release
+//    first synchronizes the device (what cudaFree did) and allocation waits for its own ordering
+//    point (the legacy stream) before returning memory any stream may use. Still no cudaMalloc.
+// The synchronous copies and conversions of this file synchronize the device before and after,
+// so they are ordered with both modes. A Context's Resources synchronizes its stream before
+// unregistering it, so memory ordered on it is never handed to the other mode with work pending.
+namespace {
+
+struct AllocatorState {
+  std::mutex mutex;
+  std::unordered_map<int, std::vector<cudaStream_t>> streams;
+  std::unordered_map<int, cudaMemPool_t> pools;  // configured default pools, by device
+};
+
+// Never destroyed: tensors held by static objects may be released during exit, after the
+// destructors of function-local statics have run.
+AllocatorState& allocator_state() {
+  static AllocatorState* state = new AllocatorState;
+  return *state;
+}
+
+// The device's default pool, configured to keep freed memory (first use only). Under the mutex.
+cudaMemPool_t pool_of(AllocatorState& state, int device) {
+  const auto found = state.pools.find(device);
+  if (found != state.pools.end()) return found->second;
+  int supported = 0;
+  CUDA_CHECK(cudaDeviceGetAttribute(&supported, cudaDevAttrMemoryPoolsSupported, device));
+  WB_CHECK(supported, "cuda:", device, " does not support stream-ordered memory pools");
+  cudaMemPool_t pool = nullptr;
+  CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+  uint64_t keep = UINT64_MAX;  // never give freed memory back to the driver on synchronization
+  CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+  state.pools.emplace(device, pool);
+  return pool;
+}
+
+// The one registered stream of `device`, or null when there are none or several. Under the mutex.
+cudaStream_t ordering_stream(AllocatorState& state, int device) {
+  const auto found = state.streams.find(device);
+  if (found == state.streams.end() || found->second.size() != 1) return nullptr;
+  return found->second.front();
+}
+
+size_t pool_attribute(int device, cudaMemPoolAttr attribute) {
+  auto& state = allocator_state();
+  std::lock_guard<std::mutex> lock(state.mutex);
+  DeviceGuard guard(device);
+  uint64_t value = 0;
+  CUDA_CHECK(cudaMemPoolGetAttribute(pool_of(state, device), attribute, &value));
+  return static_cast<size_t>(value);
+}
+
+}  // namespace
+
 void* allocate(size_t bytes, int device) {
   if (bytes == 0) return nullptr;  // an empty tensor needs no memory; release(nullptr) is a no-op
+  auto& state = allocator_state();
+  std::lock_guard<std::mutex> lock(state.mutex);  // also keeps the ordering stream registered
   DeviceGuard guard(device);
+  const cudaMemPool_t pool = pool_of(state, device);
+  cudaStream_t ordered = ordering_stream(state, device);
+  const cudaStream_t stream = ordered ? ordered : cudaStreamLegacy;
   void* pointer = nullptr;
-  const cudaError_t status = cudaMalloc(&pointer, bytes);
+  cudaError_t status = cudaMallocAsync(&pointer, bytes, stream);
+  if (status == cudaErrorMemoryAllocation) {
+    // The pool's cache may hold enough memory in pieces of the wrong sizes: wait until every
+    // pending free has happened, give the cache back to the driver, and try once more.
+    cudaGetLastError();
+    CUDA_CHECK(cudaDeviceSynchronize());
+    CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+    status = cudaMallocAsync(&pointer, bytes, stream);
+  }
   if (status != cudaSuccess) {
     cudaGetLastError();
     size_t free_bytes = 0, total_bytes = 0;
     cudaMemGetInfo(&free_bytes, &total_bytes);
+    uint64_t in_tensors = 0;
+    cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &in_tensors);
     cudaGetLastError();
     throw make_error("cuda:", device, ": cannot allocate ", bytes, " bytes (", free_bytes >> 20,
-                     " MiB free of ", total_bytes >> 20, " MiB): ", cudaGetErrorString(status));
+                     " MiB free of ", total_bytes >> 20, " MiB; ",
+                     static_cast<size_t>(in_tensors) >> 20,
+                     " MiB in tensors): ", cudaGetErrorString(status));
   }
+  // Unordered mode: the memory must be usable from any stream once we return.
+  if (!ordered) CUDA_CHECK(cudaStreamSynchronize(stream));
   return pointer;
 }
 
 void release(void* pointer, int device) {
-  // Called from Storage's destructor, so it must not throw. cudaFree waits for the device, so no
-  // kernel still queued on any stream can be using the memory when it is returned.
+  // Called from Storage's destructor, so it must not throw (errors are dropped: the runtime may be
+  // shutting down at exit, and a broken context is reported by the next checked call anyway).
   if (pointer == nullptr) return;
-  with_device_noexcept(device, [&] { cudaFree(pointer); });
+  auto& state = allocator_state();
+  std::lock_guard<std::mutex> lock(state.mutex);
+  with_device_noexcept(device, [&] {
+    if (cudaStream_t ordered = ordering_stream(state, device)) {
+      cudaFreeAsync(pointer, ordered);
+    } else {
+      // Unknown users on unknown streams: let everything queued finish first, like cudaFree.
+      cudaDeviceSynchronize();
+      cudaFreeAsync(pointer, cudaStreamLegacy);
+    }
+  });
+}
+
+size_t current_device_bytes(int device) {
+  return pool_attribute(device, cudaMemPoolAttrUsedMemCurrent);
+}
+
+size_t peak_device_bytes(int device) { return pool_attribute(device, cudaMemPoolAttrUsedMemHigh); }
+
+void reset_peak_device_bytes(int device) {
+  auto& state = allocator_state();
+  std::lock_guard<std::mutex> lock(state.mutex);
+  DeviceGuard guard(device);
+  uint64_t zero = 0;  // the only value accepted: the high mark restarts from current use
+  CUDA_CHECK(cudaMemPoolSetAttribute(pool_of(state, device), cudaMemPoolAttrUsedMemHigh, &zero));
+}
+
+void register_stream(int device, cudaStream_t stream) {
+  auto& state = allocator_state();
+  std::lock_guard<std::mutex> lock(state.mutex);
+  state.streams[device].push_back(stream);
+}
+
+void unregister_stream(int device, cudaStream_t stream) noexcept {
+  auto& state = allocator_state();
+  std::lock_guard<std::mutex> lock(state.mutex);
+  auto& list = state.streams[device];
+  const auto found = std::find(list.begin(), list.end(), stream);
+  if (found != list.end()) list.erase(found);
 }
 
 void copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {

@@ -8,11 +8,34 @@
 #include "core/device.h"
 #include "core/dtype.h"
 
+struct CUstream_st;  // cudaStream_t is CUstream_st*; plain C++ callers need not see CUDA headers
+
 namespace wanbatch::core::cuda {
 
 int device_count();  // 0 when the driver reports no device (never throws)
+
+// Device memory comes from the device's stream-ordered memory pool (cudaMallocAsync), which keeps
+// freed memory for reuse instead of returning it to the driver: after the first denoising step,
+// allocating and freeing the same tensors costs no cudaMalloc/cudaFree round trip and no device
+// synchronization. How the stream ordering stays safe is explained in runtime.cu.
 void* allocate(size_t bytes, int device);
-void release(void* pointer, int device);
+void release(void* pointer, int device);  // never throws
+
+// Bytes of pool memory in use on `device` now, and the most in use since the process started or
+// the last reset_peak_device_bytes (memory in tensors; not the pool's cache, not library
+// workspaces). 0 without CUDA.
+size_t current_device_bytes(int device);
+size_t peak_device_bytes(int device);
+void reset_peak_device_bytes(int device);
+
+// The streams ops run on (each Context's, registered by core/cuda/resources.cpp while it exists):
+// with exactly one on a device, allocation and release are ordered on it without synchronizing.
+// Work queued on any other stream (a communication or prefetch stream) must therefore be joined
+// back into the Context's stream (cudaStreamWaitEvent) before the tensors it uses are released,
+// as parallel/nccl_comm.cpp does; a stream that cannot promise that registers itself here, which
+// makes every release synchronize the device instead.
+void register_stream(int device, CUstream_st* stream);
+void unregister_stream(int device, CUstream_st* stream) noexcept;
 // Synchronous copy between any two devices (host ↔ device, device ↔ device).
 void copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 // Element conversion between dtypes on one device (same rules as core::convert_elements).

@@ -386,5 +386,58 @@ TEST(CudaCheck, MessagesNameCallAndLibraryError) {
   EXPECT_NE(cudnn_message.find("CUDNN_STATUS_BAD_PARAM"), std::string::npos) << cudnn_message;
 }
 
+// The caching pool (runtime.cu): allocating and freeing the same size over and over while the
+// memory is still used by queued kernels gives correct data, leaves nothing allocated, and
+// reuses memory instead of growing (peak tracking).
+TEST(CudaAllocator, RepeatedAllocationsOfOneSizeReuseMemory) {
+  if (wanbatch::core::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  const Context ctx = Context::cuda(0);
+  ctx.synchronize();
+  constexpr int64_t kFloats = int64_t{8} << 20;  // 32 MiB
+  constexpr size_t kBytes = static_cast<size_t>(kFloats) * sizeof(float);
+  cuda::reset_peak_device_bytes(0);
+  const size_t before = cuda::current_device_bytes(0);
+  EXPECT_GE(cuda::peak_device_bytes(0), before);
+  for (int i = 0; i < 500; ++i) {
+    Tensor t = Tensor::empty({kFloats}, DType::F32, Device::cuda(0));
+    ops::fill(ctx, t, static_cast<float>(i));  // queued; t is released before it runs
+  }
+  Tensor last = Tensor::empty({kFloats}, DType::F32, Device::cuda(0));
+  ops::fill(ctx, last, 7.5f);
+  Tensor doubled = Tensor::empty({kFloats}, DType::F32, Device::cuda(0));
+  ops::scale(ctx, last, 2.0f, doubled);
+  ctx.synchronize();
+  const std::vector<float> values = doubled.to_floats();
+  for (int64_t i = 0; i < kFloats; i += 65537) ASSERT_EQ(values[i], 15.0f) << "element " << i;
+  EXPECT_EQ(cuda::current_device_bytes(0), before + 2 * kBytes);
+  // A freed block is handed out again: the peak is the two live tensors (a few more blocks of
+  // slack in case the pool counts a stream-ordered free late), never the 500 allocations.
+  EXPECT_GE(cuda::peak_device_bytes(0), before + 2 * kBytes);
+  EXPECT_LE(cuda::peak_device_bytes(0), before + 8 * kBytes);
+  last = Tensor();
+  doubled = Tensor();
+  ctx.synchronize();
+  EXPECT_EQ(cuda::current_device_bytes(0), before);
+}
+
+// With two Contexts on the device nobody knows which stream used a tensor, so release
+// synchronizes: data written on one context's stream survives the other's allocations.
+TEST(CudaAllocator, TwoContextsOnOneDeviceKeepDataIntact) {
+  if (wanbatch::core::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  const Context first = Context::cuda(0);
+  const Context second = Context::cuda(0);
+  constexpr int64_t kFloats = int64_t{1} << 20;
+  Tensor kept = Tensor::empty({kFloats}, DType::F32, Device::cuda(0));
+  ops::fill(first, kept, 3.0f);
+  for (int i = 0; i < 50; ++i) {
+    Tensor scratch = Tensor::empty({kFloats}, DType::F32, Device::cuda(0));
+    ops::fill(second, scratch, -1.0f);
+  }
+  first.synchronize();
+  second.synchronize();
+  const std::vector<float> values = kept.to_floats();
+  for (int64_t i = 0; i < kFloats; i += 4099) ASSERT_EQ(values[i], 3.0f) << "element " << i;
+}
+
 }  // namespace
 }  // namespace wanbatch::core
