@@ -1,13 +1,12 @@
-// wanbatch run: the batch job (DESIGN.md "Command line", "Data"). Every MPI rank loads the models
-// and is its own data-parallel group (world = dp; Ulysses and cfg-parallel come later). The items
-// of this job's shard go to the ranks round-robin (item k of the shard to rank k mod world): Comm
-// has no point-to-point messages yet, so there is no dynamic queue. Each item is skipped when its
-// outputs are complete and match it, else encoded, sampled, checked for NaN, written to
-// DIR/<id>.h5 and decoded to DIR/<id>.mp4, each file atomically. A failing item is recorded and
-// the batch goes on. Each rank writes DIR/.report.rank<r>.json; after a barrier rank 0 merges
-// them into DIR/report.json.
+// wanbatch run: the batch job (DESIGN.md "Command line", "Data", "Parallelism"). The ranks form
+// dp groups of cfg × sp ranks (--cfg-parallel, --ulysses); rank 0 checks which items of this
+// job's shard are already complete, then hands the others out through a dynamic queue as groups
+// finish (jobs/item_queue.h), keeping report.json current; each group runs its items through
+// jobs/item_pipeline.h.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -15,6 +14,7 @@
 
 #include "app/commands.h"
 #include "app/tool_inputs.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "io/atomic_file.h"
@@ -24,6 +24,8 @@
 #include "io/t5_tokenizer.h"
 #include "io/video_writer.h"
 #include "jobs/item_outputs.h"
+#include "jobs/item_pipeline.h"
+#include "jobs/item_queue.h"
 #include "jobs/manifest.h"
 #include "jobs/run_report.h"
 #include "jobs/shard.h"
@@ -36,7 +38,10 @@
 #include "model/wan/text_embedding_cache.h"
 #include "model/wan/vae_loader.h"
 #include "parallel/comm.h"
+#include "parallel/groups.h"
 #include "parallel/mpi_runtime.h"
+#include "parallel/request_channel.h"
+#include "parallel/topology.h"
 #include "version.h"
 
 namespace wanbatch::app {
@@ -44,15 +49,60 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace sampling = model::sampling;
+using core::Clock;
+using core::seconds_since;
 using core::Tensor;
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 void require_file(const std::string& option, const std::string& path) {
   WB_CHECK(fs::exists(path), "--", option, " ", path, ": no such file or folder");
+}
+
+// The bytes a model takes once loaded: the CPU backend keeps fp32 copies of safetensors weights;
+// for other formats (.pth) the size on disk stands in.
+double loaded_gib(const std::string& path) {
+  double bytes = 0;
+  try {
+    const io::Checkpoint checkpoint = io::Checkpoint::open(path);
+    for (const std::string& name : checkpoint.names()) {
+      bytes += 4.0 * static_cast<double>(core::shape_numel(checkpoint.info(name).shape));
+    }
+  } catch (const std::exception&) {
+    bytes = static_cast<double>(fs::is_directory(path) ? 0 : fs::file_size(path));
+  }
+  return bytes / (1 << 30);
+}
+
+// The --dry-run estimate of memory per rank: the loaded models, and the DiT's activations for the
+// largest item at this rank's share of the tokens (fp32: residual, q/k/v, attention, FFN hidden,
+// the batch of two contexts unless CFG-parallel splits it, and the Ulysses buffers).
+std::string memory_estimate(const model::wan::DitConfig& c,
+                            const std::vector<jobs::ManifestItem>& items,
+                            const parallel::Topology& topology, const std::string& dit,
+                            const std::string& high, const std::string& t5,
+                            const std::string& vae) {
+  int64_t tokens = 0;
+  for (const auto& it : items) {
+    const core::Shape latent =
+        model::sampling::latent_shape(c.out_dim, it.width, it.height, it.frames);
+    tokens = std::max(tokens, latent[1] / c.patch_size[0] * (latent[2] / c.patch_size[1]) *
+                                  (latent[3] / c.patch_size[2]));
+  }
+  const int64_t batch = topology.cfg == 2 ? 1 : 2;
+  const double rows =
+      static_cast<double>(batch * parallel::padded_length(tokens, topology.sp) / topology.sp);
+  const double per_row = 9.0 * c.dim + c.ffn_dim + (topology.sp > 1 ? 6.0 * c.dim : 0.0);
+  const double activations = 4.0 * rows * per_row / (1 << 30);
+  const double weights = loaded_gib(dit) + (high.empty() ? 0 : loaded_gib(high));
+  const double text = loaded_gib(t5), decoder = vae.empty() ? 0 : loaded_gib(vae);
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "  memory per rank (estimate, CPU backend): DiT weights %.2f GiB, text encoder "
+                "%.2f GiB, VAE %.2f GiB, DiT activations %.2f GiB (%lld tokens, %lld per rank); "
+                "about %.1f GiB\n",
+                weights, text, decoder, activations, static_cast<long long>(tokens),
+                static_cast<long long>(rows / static_cast<double>(batch)),
+                weights + text + decoder + activations);
+  return line;
 }
 
 }  // namespace
@@ -66,9 +116,9 @@ int run_command(const Invocation& call) {
   spec.summary =
       "The batch job: each manifest item (of this shard) becomes DIR/<id>.h5 (latents and how they "
       "were made) and DIR/<id>.mp4, and DIR/report.json lists every item's status. Under mpirun "
-      "every rank loads the models and takes items round-robin (data parallel). Items already "
-      "complete (both files present, the record matching the item) are skipped, so re-running the "
-      "same command resumes.";
+      "the ranks form data-parallel groups of --ulysses × (2 with --cfg-parallel) ranks, and rank "
+      "0 hands each free group the next item. Items already complete (both files present, the "
+      "record matching the item) are skipped, so re-running the same command resumes.";
   // clang-format off
   spec.options.add_options()
       ("manifest", po::value<std::string>()->required(), "JSON Lines manifest, one item per line")
@@ -97,6 +147,7 @@ int run_command(const Invocation& call) {
   // clang-format on
   add_expert_options(spec.options);
   add_vae_tiling_options(spec.options);
+  add_parallel_options(spec.options);
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 
@@ -143,13 +194,18 @@ int run_command(const Invocation& call) {
   const std::vector<jobs::ManifestItem> items = jobs::shard_items(all_items, shard);
   const double boundary =
       vm->count("boundary") ? (*vm)["boundary"].as<double>() : generation.boundary;
+  const parallel::Groups groups = parallel::Groups::make(
+      *comm, ulysses_option(*vm), cfg_parallel_option(*vm), static_cast<int>(config.num_heads));
+  WB_CHECK(parallel::RequestChannel::supported(runtime),
+           "the item queue needs an MPI library with MPI_THREAD_MULTIPLE support");
 
   if (dry_run) {
     if (rank == 0) {
       std::ostringstream plan;
       plan << "plan: " << manifest_path << ": " << all_items.size() << " items, shard "
            << shard.index << "/" << shard.count << ": " << items.size() << " items, " << world
-           << " rank" << (world == 1 ? "" : "s") << " (data parallel, round-robin)\n"
+           << " rank" << (world == 1 ? "" : "s") << ": " << groups.describe()
+           << " (items go to the dp groups through a dynamic queue)\n"
            << "  model: " << config.variant << " " << dit_path
            << (two_experts ? " + high-noise " + high_path + ", boundary " + std::to_string(boundary)
                            : "")
@@ -158,13 +214,15 @@ int run_command(const Invocation& call) {
            << "\n  text encoder: " << t5_path << ", tokenizer " << tokenizer_path << ", text-len "
            << text_len
            << "\n  vae: " << (no_video ? "none (--no-video)" : (*vm)["vae"].as<std::string>())
-           << "\n  output: " << out_dir.string() << "\n";
+           << "\n  output: " << out_dir.string() << "\n"
+           << memory_estimate(config, items, groups.topology, dit_path, high_path, t5_path,
+                              no_video ? "" : (*vm)["vae"].as<std::string>());
       for (size_t k = 0; k < items.size(); ++k) {
         const auto& it = items[k];
-        plan << "  [" << k + 1 << "/" << items.size() << "] rank " << k % world << ": " << it.id
-             << " (line " << it.line << ") " << it.width << "x" << it.height << ", " << it.frames
-             << " frames, " << it.solver << " " << it.steps << " steps, shift " << it.shift
-             << ", guide " << it.guide_scale
+        plan << "  [" << k + 1 << "/" << items.size() << "] " << it.id << " (line " << it.line
+             << ") " << it.width << "x" << it.height << ", " << it.frames << " frames, "
+             << it.solver << " " << it.steps << " steps, shift " << it.shift << ", guide "
+             << it.guide_scale
              << (it.guide_scale_high ? "," + std::to_string(*it.guide_scale_high) : "")
              << ", noise " << jobs::noise_source(it) << "\n";
       }
@@ -174,232 +232,96 @@ int run_command(const Invocation& call) {
   }
 
   if (rank == 0) fs::create_directories(out_dir);
+  const auto batch_start = Clock::now();
+
+  // Rank 0 keeps the report: complete items are skipped, the others queued in manifest order.
+  jobs::RunSummary summary;
+  summary.manifest = manifest_path;
+  summary.output_dir = out_dir.string();
+  summary.scheduling = "dynamic queue";
+  summary.topology = groups.describe();
+  summary.wanbatch_version = WANBATCH_VERSION;
+  summary.shard = shard;
+  summary.world_size = world;
+  std::optional<jobs::RunReport> report;
+  std::vector<size_t> pending;
+  if (rank == 0) {
+    report.emplace(out_dir, items, summary);
+    for (size_t k = 0; k < items.size(); ++k) {
+      if (!jobs::item_complete(out_dir, items[k], !no_video)) {
+        pending.push_back(k);
+        continue;
+      }
+      jobs::ItemResult r = report->item(k);
+      r.status = "skipped-complete";
+      r.latents = jobs::latents_path(out_dir, items[k]);
+      if (!no_video) r.video = jobs::video_path(out_dir, items[k]);
+      report->record(r);
+      WB_LOG(info) << items[k].id << ": complete, skipped";
+    }
+    report->write(0);
+    report->merge_shards();
+    WB_LOG(info) << "shard " << shard.index << "/" << shard.count << ": " << items.size()
+                 << " items, " << pending.size() << " to do, over " << groups.describe();
+  }
   comm->barrier();
 
-  // This rank's items: k ≡ rank (mod world).
-  std::vector<size_t> mine;
-  for (size_t k = static_cast<size_t>(rank); k < items.size(); k += static_cast<size_t>(world)) {
-    mine.push_back(k);
+  jobs::PipelineOptions pipeline_options;
+  pipeline_options.dit = dit_path;
+  pipeline_options.dit_high = high_path;
+  pipeline_options.low_load = low_options;
+  pipeline_options.high_load = high_options;
+  pipeline_options.boundary = boundary;
+  pipeline_options.t5 = t5_path;
+  pipeline_options.tokenizer = tokenizer_path;
+  if (vm->count("embedding-cache")) {
+    pipeline_options.embedding_cache = (*vm)["embedding-cache"].as<std::string>();
   }
-  WB_LOG(info) << "shard " << shard.index << "/" << shard.count << ": " << items.size()
-               << " items over " << world << " ranks; this rank has " << mine.size();
-
-  // Which of mine are already complete (nothing loads for a rank with nothing to do).
-  std::vector<jobs::ItemResult> results;
-  std::vector<size_t> todo;
-  for (size_t k : mine) {
-    const auto& item = items[k];
-    const std::string h5 = jobs::latents_path(out_dir, item);
-    const std::string mp4 = jobs::video_path(out_dir, item);
-    if (jobs::item_complete(out_dir, item, !no_video)) {
-      jobs::ItemResult r;
-      r.id = item.id;
-      r.index = k;
-      r.rank = rank;
-      r.status = "skipped-complete";
-      r.latents = h5;
-      if (!no_video) r.video = mp4;
-      results.push_back(r);
-      WB_LOG(info) << item.id << ": complete, skipped";
-    } else {
-      todo.push_back(k);
-    }
-  }
-
-  const core::Context ctx = core::Context::cpu();
-  std::optional<model::wan::WanDit> low, high;
-  std::optional<model::wan::WanVae> vae;
-  std::optional<io::T5Tokenizer> tokenizer;
-  std::optional<model::wan::T5Encoder> encoder;
-  std::optional<model::wan::TextEmbeddingCache> cache;
-  std::string low_fingerprint, high_fingerprint;
-  double load_seconds = 0;
-  // A rank that cannot load its models ends the job on every rank (the others would wait at the
-  // report's collective forever).
-  if (!todo.empty()) try {
-      const auto load_start = Clock::now();
-      tokenizer.emplace(tokenizer_path);
-      cache.emplace(model::wan::TextEmbeddingCache::model_key(
-                        tokenizer_path, model::wan::t5_weights_fingerprint(t5_path), text_len),
-                    vm->count("embedding-cache") ? (*vm)["embedding-cache"].as<std::string>() : "");
-      low.emplace(model::wan::load_dit(dit_path, ctx, low_options));
-      low_fingerprint = io::Checkpoint::open(dit_path).fingerprint();
-      if (two_experts) {
-        high.emplace(model::wan::load_dit(high_path, ctx, high_options));
-        high_fingerprint = io::Checkpoint::open(high_path).fingerprint();
-        WB_CHECK(high->config().in_dim == low->config().in_dim &&
-                     high->config().out_dim == low->config().out_dim,
-                 "the experts do not match: high-noise ", high->config().variant, ", low-noise ",
-                 low->config().variant);
-      }
-      if (!no_video) {
-        vae.emplace(model::wan::load_vae((*vm)["vae"].as<std::string>(), ctx));
-        WB_CHECK(vae->latent_channels() == config.out_dim, (*vm)["vae"].as<std::string>(),
-                 " takes ", vae->latent_channels(), " latent channels; ", dit_path, " makes ",
-                 config.out_dim);
-        if (const auto tiling = vae_tiling_option(*vm, *vae)) vae->set_tiling(tiling);
-      }
-      load_seconds = seconds_since(load_start);
-      WB_LOG(info) << "models loaded in " << load_seconds << " s";
-    } catch (const std::exception& e) {
-      if (world > 1) comm->abort(std::string("loading the models: ") + e.what());
-      throw;
-    }
-  auto encode = [&](const std::string& text) {
-    return cache->get(text, [&] {
-      if (!encoder) {
-        encoder.emplace(model::wan::load_t5_encoder(t5_path, ctx));
-        WB_CHECK(tokenizer->vocab_size() <= encoder->config().vocab, tokenizer_path, ": ",
-                 tokenizer->vocab_size(), " pieces, more than the ", encoder->config().vocab,
-                 " embeddings of ", t5_path);
-      }
-      const io::T5Tokens t = tokenizer->tokenize(text, text_len);
-      const std::vector<int64_t> real_ids(t.ids.begin(), t.ids.begin() + t.length);
-      model::wan::TextEmbedding e;
-      e.ids = Tensor::from_vector(real_ids, {t.length});
-      e.context = encoder->encode(ctx, e.ids, t.length);
-      return e;
-    });
+  pipeline_options.text_len = text_len;
+  if (!no_video) pipeline_options.vae = (*vm)["vae"].as<std::string>();
+  pipeline_options.vae_tiling = [&](const model::wan::WanVae& vae) {
+    return vae_tiling_option(*vm, vae);
   };
+  if (vm->count("crf")) pipeline_options.video.crf = (*vm)["crf"].as<int>();
+  if (vm->count("preset")) pipeline_options.video.preset = (*vm)["preset"].as<std::string>();
+  pipeline_options.loras = describe_loras(low_options.loras);
+  pipeline_options.high_loras = describe_loras(high_options.loras);
+  pipeline_options.version = WANBATCH_VERSION;
+  jobs::ItemPipeline pipeline(pipeline_options, core::Context::cpu(), groups, *comm);
 
-  io::VideoOptions video_options;
-  if (vm->count("crf")) video_options.crf = (*vm)["crf"].as<int>();
-  if (vm->count("preset")) video_options.preset = (*vm)["preset"].as<std::string>();
-
-  const auto batch_start = Clock::now();
-  for (size_t n = 0; n < todo.size(); ++n) {
-    const auto& item = items[todo[n]];
-    jobs::ItemResult r;
-    r.id = item.id;
-    r.index = todo[n];
-    r.rank = rank;
-    const auto item_start = Clock::now();
-    const std::string h5 = jobs::latents_path(out_dir, item);
-    const std::string mp4 = jobs::video_path(out_dir, item);
-    try {
-      auto t = Clock::now();
-      sampling::SamplerOptions options;
-      options.solver = sampling::parse_solver(item.solver);
-      options.steps = static_cast<int>(item.steps);
-      options.shift = item.shift;
-      options.guide_scale = item.guide_scale;
-      options.guide_scale_high = item.guide_scale_high;
-      options.boundary = boundary;
-      options.item = item.id;
-      const bool guided =
-          options.guide_scale != 1.0 ||
-          (two_experts && options.guide_scale_high.value_or(options.guide_scale) != 1.0);
-      sampling::SampleConditions conditions;
-      conditions.context = encode(item.prompt).context;
-      if (guided) conditions.context_null = encode(item.negative_prompt).context;
-      r.encode_seconds = seconds_since(t);
-
-      const core::Shape shape =
-          sampling::latent_shape(config.out_dim, item.width, item.height, item.frames);
-      Tensor noise;
-      if (item.init_noise.empty()) {
-        noise = sampling::initial_noise(item.seed, shape);
-      } else {
-        noise = read_input(io::Hdf5Reader::open(item.init_noise), "noise", 4);
-        WB_CHECK(noise.shape() == shape, item.init_noise, ": noise ",
-                 core::shape_str(noise.shape()), " does not fit ", item.width, "x", item.height,
-                 ", ", item.frames, " frames, which need ", core::shape_str(shape));
+  {
+    const parallel::Topology& topology = groups.topology;
+    jobs::ItemQueue queue(runtime, topology.dp, topology.leader(), topology.dp_index,
+                          report ? &*report : nullptr, pending, batch_start);
+    // The leader asks for the next item (reporting the last) and tells its group; -1: none left.
+    std::optional<jobs::ItemResult> finished;
+    Tensor next = Tensor::empty({1}, core::DType::I64);
+    while (true) {
+      if (topology.leader()) {
+        const std::optional<size_t> index = queue.next(finished ? &*finished : nullptr);
+        next.data<int64_t>()[0] = index ? static_cast<int64_t>(*index) : -1;
       }
-      t = Clock::now();
-      const sampling::SampleResult result =
-          sampling::sample(ctx, {&*low, high ? &*high : nullptr}, options, noise, conditions);
-      r.sample_seconds = seconds_since(t);
-      const float* p = result.latents.data<float>();
-      for (int64_t i = 0; i < result.latents.numel(); ++i) {
-        WB_CHECK(std::isfinite(p[i]), "the latents hold NaN or infinity (element ", i, ")");
-      }
-
-      io::LatentsRecord record;
-      record.id = item.id;
-      record.prompt = item.prompt;
-      record.negative_prompt = item.negative_prompt;
-      record.seed = item.seed;
-      record.noise = jobs::noise_source(item);
-      record.width = item.width;
-      record.height = item.height;
-      record.frames = item.frames;
-      record.fps = item.fps;
-      record.solver = item.solver;
-      record.steps = item.steps;
-      record.shift = item.shift;
-      record.guide_scale = item.guide_scale;
-      record.guide_scale_high = item.guide_scale_high;
-      if (high) record.boundary = boundary;
-      record.timesteps.assign(result.timesteps.begin(), result.timesteps.end());
-      record.model_variant = low->config().variant;
-      record.weights = dit_path;
-      record.weights_fingerprint = low_fingerprint;
-      record.loras = describe_loras(low_options.loras);
-      if (high) {
-        record.high_noise_weights = high_path;
-        record.high_noise_fingerprint = high_fingerprint;
-        record.high_noise_loras = describe_loras(high_options.loras);
-      }
-      record.world_size = world;
-      record.sp_size = 1;
-      record.load_seconds = load_seconds;
-      record.sample_seconds = r.sample_seconds;
-      record.wanbatch_version = WANBATCH_VERSION;
-      if (!no_video) {
-        // The video first: the .h5 marks the item done, so it is written last.
-        t = Clock::now();
-        Tensor frames = Tensor::empty(vae->decoded_shape(result.latents.shape()), core::DType::F32);
-        vae->decode(ctx, result.latents, frames);
-        io::VideoOptions vo = video_options;
-        vo.fps = static_cast<int>(item.fps);
-        io::write_video(mp4, frames, vo);
-        r.decode_seconds = seconds_since(t);
-        r.video = mp4;
-      }
-      io::write_latents_file(h5, result.latents, record);
-      r.latents = h5;
-      r.status = "done";
-    } catch (const std::exception& e) {
-      r.status = "failed";
-      r.reason = e.what();
-      // No half-done item: a video written for latents that then failed goes too.
-      if (!r.video.empty()) fs::remove(r.video);
-      r.video.clear();
-      WB_LOG(error) << item.id << " (line " << item.line << ") failed: " << e.what();
+      groups.item->broadcast(next, 0);
+      const int64_t index = next.data<int64_t>()[0];
+      if (index < 0) break;
+      const auto k = static_cast<size_t>(index);
+      finished = pipeline.run(items[k], k, out_dir);
     }
-    r.total_seconds = seconds_since(item_start);
-    results.push_back(r);
-    const double elapsed = seconds_since(batch_start);
-    const double eta =
-        elapsed / static_cast<double>(n + 1) * static_cast<double>(todo.size() - n - 1);
-    WB_LOG(info) << "[" << n + 1 << "/" << todo.size() << "] " << item.id << ": " << r.status
-                 << " in " << r.total_seconds << " s (elapsed " << elapsed << " s, ETA " << eta
-                 << " s)";
-  }
+  }  // rank 0's queue waits here until every group has had its last answer
+  comm->barrier();
 
-  // Each rank's part of the report, then rank 0 merges them after everyone has written theirs.
-  int64_t failed_here = 0;
-  for (const auto& r : results) failed_here += r.status == "failed";
-  jobs::write_report_part(out_dir, rank, results);
-  Tensor failed = Tensor::from_vector(std::vector<int64_t>{failed_here}, {1});
-  comm->all_reduce_sum(failed);
-  const int64_t failed_total = failed.data<int64_t>()[0];
+  Tensor failed = Tensor::from_vector(std::vector<int64_t>{0}, {1});
   if (rank == 0) {
-    jobs::RunSummary summary;
-    summary.manifest = manifest_path;
-    summary.output_dir = out_dir.string();
-    summary.scheduling = "round-robin";
-    summary.wanbatch_version = WANBATCH_VERSION;
-    summary.shard = shard;
-    summary.world_size = world;
-    summary.seconds = seconds_since(batch_start);
-    const jobs::ReportTotals totals = jobs::merge_report(out_dir, world, items, summary);
-    WB_LOG(info) << (out_dir / "report.json").string() << ": " << totals.done << " done, "
+    report->write(seconds_since(batch_start));
+    report->merge_shards();
+    const jobs::ReportTotals totals = report->totals();
+    failed.data<int64_t>()[0] = totals.failed;
+    WB_LOG(info) << report->path().string() << ": " << totals.done << " done, "
                  << totals.skipped_complete << " skipped (complete), " << totals.failed
                  << " failed";
   }
-  comm->barrier();
-  return failed_total > 0 ? 1 : 0;
+  comm->broadcast(failed, 0);
+  return failed.data<int64_t>()[0] > 0 ? 1 : 0;
 }
 
 }  // namespace wanbatch::app

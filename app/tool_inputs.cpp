@@ -5,13 +5,7 @@
 namespace wanbatch::app {
 
 core::Tensor read_input(const io::Hdf5Reader& in, const std::string& name, int rank) {
-  core::Tensor t = in.read(name);
-  if (t.ndim() == rank + 1 && t.dim(0) == 1) {
-    t = t.reshape(core::Shape(t.shape().begin() + 1, t.shape().end()));
-  }
-  WB_CHECK(t.ndim() == rank, "dataset '", name, "' in ", in.path(), " has shape ",
-           core::shape_str(t.shape()), "; expected ", rank, " dimensions");
-  return t.dtype() == core::DType::F32 ? t : t.to(core::DType::F32);
+  return in.read_f32(name, rank);
 }
 
 std::vector<model::wan::LoraFile> lora_option(const po::variables_map& vm, const std::string& key) {
@@ -84,5 +78,24 @@ std::string describe_loras(const std::vector<model::wan::LoraFile>& loras) {
   }
   return text;
 }
+
+void add_parallel_options(po::options_description& options) {
+  // clang-format off
+  options.add_options()
+      ("ulysses", po::value<int>()->default_value(1),
+       "Ulysses sequence parallelism: N ranks share each item's token sequence (N divides the "
+       "model's heads)")
+      ("cfg-parallel", po::bool_switch(),
+       "run the prompt and the negative prompt of guided steps on two ranks");
+  // clang-format on
+}
+
+int ulysses_option(const po::variables_map& vm) {
+  const int sp = vm["ulysses"].as<int>();
+  WB_CHECK(sp >= 1, "--ulysses must be at least 1, not ", sp);
+  return sp;
+}
+
+bool cfg_parallel_option(const po::variables_map& vm) { return vm["cfg-parallel"].as<bool>(); }
 
 }  // namespace wanbatch::app

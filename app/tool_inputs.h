@@ -35,6 +35,11 @@ void add_vae_tiling_options(po::options_description& options);
 std::optional<model::wan::VaeTiling> vae_tiling_option(const po::variables_map& vm,
                                                        const model::wan::WanVae& vae);
 
+// --ulysses N and --cfg-parallel (tool sample and run).
+void add_parallel_options(po::options_description& options);
+int ulysses_option(const po::variables_map& vm);
+bool cfg_parallel_option(const po::variables_map& vm);
+
 // "path:strength, ..." for output attributes.
 std::string describe_loras(const std::vector<model::wan::LoraFile>& loras);
 

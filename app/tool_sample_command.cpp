@@ -15,6 +15,9 @@
 #include "model/sampling/sampler.h"
 #include "model/wan/defaults.h"
 #include "model/wan/dit_loader.h"
+#include "parallel/comm.h"
+#include "parallel/groups.h"
+#include "parallel/mpi_runtime.h"
 #include "version.h"
 
 namespace wanbatch::app {
@@ -91,6 +94,7 @@ int tool_sample_command(const Invocation& call) {
       ("init-noise", po::value<std::string>(), "HDF5 file whose 'noise' dataset is the start");
   // clang-format on
   add_expert_options(spec.options);
+  add_parallel_options(spec.options);
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 
@@ -172,9 +176,21 @@ int tool_sample_command(const Invocation& call) {
   WB_CHECK(noise.dim(0) == low_config.out_dim, "noise ", core::shape_str(noise.shape()), " has ",
            noise.dim(0), " channels; ", low_config.variant, " makes ", low_config.out_dim);
 
+  // Under mpirun the ranks share this one sample: Ulysses over sp ranks, the guidance passes over a
+  // cfg pair; rank 0 writes the output.
+  parallel::MpiRuntime runtime;
+  const std::unique_ptr<parallel::Comm> world = parallel::world(runtime);
+  const parallel::Groups groups =
+      parallel::Groups::make(*world, ulysses_option(*vm), cfg_parallel_option(*vm),
+                             static_cast<int>(low_config.num_heads));
+  WB_CHECK(groups.topology.dp == 1, "tool sample makes one sample: run it on --ulysses × (2 with ",
+           "--cfg-parallel) ranks, not ", world->size(), " (", groups.describe(), ")");
+  options.cfg = groups.cfg.get();
+
   const core::Context ctx = core::Context::cpu();
   const auto load_start = std::chrono::steady_clock::now();
   model::wan::WanDit low = model::wan::load_dit(low_path, ctx, low_options);
+  low.set_sequence_parallel(groups.sp.get());
   std::optional<model::wan::WanDit> high;
   if (two_experts) {
     high.emplace(model::wan::load_dit((*vm)["high-noise"].as<std::string>(), ctx, high_options));
@@ -182,6 +198,7 @@ int tool_sample_command(const Invocation& call) {
                  high->config().out_dim == low.config().out_dim,
              "the experts do not match: high-noise ", high->config().variant, ", low-noise ",
              low.config().variant);
+    high->set_sequence_parallel(groups.sp.get());
   }
   const auto run_start = std::chrono::steady_clock::now();
   sampling::SampleResult result;
@@ -218,10 +235,13 @@ int tool_sample_command(const Invocation& call) {
     record.high_noise_fingerprint = io::Checkpoint::open(record.high_noise_weights).fingerprint();
     record.high_noise_loras = describe_loras(high_options.loras);
   }
+  record.world_size = world->size();
+  record.sp_size = groups.topology.sp;
   record.load_seconds = seconds(load_start, run_start);
   record.sample_seconds = seconds(run_start, end);
   record.wanbatch_version = WANBATCH_VERSION;
   const std::string output = (*vm)["output"].as<std::string>();
+  if (world->rank() != 0) return 0;
   io::write_latents_file(output, result.latents, record);
   WB_LOG(info) << "latents " << core::shape_str(result.latents.shape()) << " written to " << output
                << " (" << options.steps << " steps in " << seconds(run_start, end) << " s)";

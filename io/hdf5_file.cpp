@@ -352,6 +352,16 @@ Shape Hdf5Reader::shape(const std::string& name) const {
   return impl_->shape(dataset.get(), name);
 }
 
+Tensor Hdf5Reader::read_f32(const std::string& name, int rank) const {
+  Tensor t = read(name);
+  if (t.ndim() == rank + 1 && t.dim(0) == 1) {
+    t = t.reshape(core::Shape(t.shape().begin() + 1, t.shape().end()));
+  }
+  WB_CHECK(t.ndim() == rank, "dataset '", name, "' in ", path(), " has shape ",
+           core::shape_str(t.shape()), "; expected ", rank, " dimensions");
+  return t.dtype() == core::DType::F32 ? t : t.to(core::DType::F32);
+}
+
 Tensor Hdf5Reader::read(const std::string& name) const {
   Hdf5Call call;
   const Hid dataset = impl_->open_dataset(name);

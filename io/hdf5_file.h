@@ -43,6 +43,9 @@ class Hdf5Reader {
   // The whole dataset as a host tensor: floating point (f16, f32, f64) → f32, signed 32/64-bit
   // integers → i64. Other types throw, naming the type.
   core::Tensor read(const std::string& name) const;
+  // A floating-point dataset as f32 with `rank` dimensions, also accepting a leading batch
+  // dimension of 1 (what a PyTorch dump usually has); throws naming the file and dataset otherwise.
+  core::Tensor read_f32(const std::string& name, int rank) const;
 
   // Root-group attributes: nullopt when absent; throws when present with the wrong kind (a number
   // asked for as a string, say) or more than one element. Strings may be fixed- or variable-length.

@@ -1,7 +1,12 @@
-// DIR/report.json (DESIGN.md "Data"): every item of the shard with its status (done,
-// skipped-complete, failed + reason), rank, timings and outputs, and the totals. Each rank writes
-// its part (DIR/.report.rank<r>.json); after a barrier rank 0 merges the parts in manifest order.
-// Every file is written atomically.
+// The run report (DESIGN.md "Data"): every item of the shard with its status (pending, running,
+// done, skipped-complete, failed + reason), the dp group and rank that ran it, timings and
+// outputs, and the totals. Rank 0 keeps it and rewrites it atomically whenever an item starts or
+// finishes, so it can be watched while the job runs.
+//
+// A job that is the only shard writes DIR/report.json. The shards of a job array (--shard I/N or
+// SLURM_ARRAY_*) may share one folder: each writes DIR/report.shard-I-of-N.json, and
+// DIR/report.json is the merge of every shard report present, rewritten when a shard starts and
+// when it ends (under a lock file, so shards ending together do not lose each other's results).
 #pragma once
 
 #include <cstdint>
@@ -17,31 +22,47 @@ namespace wanbatch::jobs {
 struct ItemResult {
   std::string id;
   size_t index = 0;    // in the shard
-  std::string status;  // done, skipped-complete, failed
+  std::string status;  // pending, running, done, skipped-complete, failed
   std::string reason;
   double encode_seconds = 0, sample_seconds = 0, decode_seconds = 0, total_seconds = 0;
   std::string latents, video;
-  int rank = 0;
+  int rank = 0;   // the world rank of the group leader that ran it
+  int group = 0;  // the dp group
 };
 
 // What the report says of the run as a whole.
 struct RunSummary {
-  std::string manifest, output_dir, scheduling, wanbatch_version;
+  std::string manifest, output_dir, scheduling, topology, wanbatch_version;
   Shard shard;
   int world_size = 1;
-  double seconds = 0;
 };
 
 struct ReportTotals {
-  int64_t done = 0, skipped_complete = 0, failed = 0;
+  int64_t items = 0, pending = 0, running = 0, done = 0, skipped_complete = 0, failed = 0;
 };
 
-void write_report_part(const std::filesystem::path& dir, int rank,
-                       const std::vector<ItemResult>& results);
+class RunReport {
+ public:
+  // Every item starts pending. Nothing is written until write().
+  RunReport(std::filesystem::path dir, const std::vector<ManifestItem>& items, RunSummary summary);
 
-// Merges the parts of ranks 0 .. world − 1 (and removes them) into DIR/report.json; `items` are
-// the shard's, in order. Returns the totals.
-ReportTotals merge_report(const std::filesystem::path& dir, int world,
-                          const std::vector<ManifestItem>& items, const RunSummary& summary);
+  // Sets the item's entry (by result.index).
+  void record(const ItemResult& result);
+  const ItemResult& item(size_t index) const { return results_.at(index); }
+  ReportTotals totals() const;
+
+  // This shard's report file, atomically; `seconds` is the run's wall time so far.
+  void write(double seconds) const;
+  // The merged DIR/report.json of a job array's shards (only when this job is one of several).
+  void merge_shards() const;
+  // Where write() writes.
+  std::filesystem::path path() const;
+
+ private:
+  std::filesystem::path dir_;
+  std::vector<int64_t> lines_;
+  std::vector<ItemResult> results_;
+  RunSummary summary_;
+};
 
 }  // namespace wanbatch::jobs

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "parallel/collective_check.h"
 #include "parallel/mpi_check.h"
 #include "parallel/mpi_runtime.h"
 
@@ -41,85 +42,8 @@ using core::DType;
 using core::Shape;
 using core::Tensor;
 
-// What each rank says about one tensor argument, exchanged before a collective so that every rank
-// can check every other's arguments and fail with the same message.
-constexpr int kMaxDims = 8;
-constexpr int kMetaInts = 4 + kMaxDims;  // defined, dtype, on CUDA, ndim, dims
-
-void append_meta(std::vector<int64_t>& out, const Tensor& t) {
-  out.push_back(t.defined() ? 1 : 0);
-  out.push_back(t.defined() ? static_cast<int64_t>(t.dtype()) : 0);
-  out.push_back(t.defined() && t.device().is_cuda() ? 1 : 0);
-  out.push_back(t.defined() ? t.ndim() : 0);
-  for (int i = 0; i < kMaxDims; ++i) out.push_back(t.defined() && i < t.ndim() ? t.dim(i) : 0);
-}
-
-struct Meta {
-  bool defined = false;
-  DType dtype = DType::F32;
-  bool cuda = false;
-  int ndim = 0;
-  Shape shape;
-
-  static Meta read(const int64_t* p) {
-    Meta m;
-    m.defined = p[0] != 0;
-    m.dtype = static_cast<DType>(p[1]);
-    m.cuda = p[2] != 0;
-    m.ndim = static_cast<int>(p[3]);
-    for (int i = 0; i < std::min(m.ndim, kMaxDims); ++i) m.shape.push_back(p[4 + i]);
-    return m;
-  }
-  bool operator==(const Meta& o) const {
-    return defined == o.defined && dtype == o.dtype && cuda == o.cuda && ndim == o.ndim &&
-           shape == o.shape;
-  }
-  Shape trailing() const {
-    return Shape(shape.begin() + std::min<size_t>(1, shape.size()), shape.end());
-  }
-  std::string str() const {
-    if (!defined) return "an undefined tensor";
-    return core::shape_str(shape) + " " + std::string(core::dtype_name(dtype)) +
-           (cuda ? " cuda" : "");
-  }
-};
-
-Meta expected(Shape shape, DType dtype) {
-  Meta m;
-  m.defined = true;
-  m.dtype = dtype;
-  m.ndim = static_cast<int>(shape.size());
-  m.shape = std::move(shape);
-  return m;
-}
-
-size_t row_bytes(const Meta& m) {
-  return static_cast<size_t>(core::shape_numel(m.trailing())) * core::dtype_size(m.dtype);
-}
-
-// The parts of the checks every collective shares: a defined host tensor of at most kMaxDims
-// dimensions (with at least `min_dims`).
-void check_input(const char* op, int rank, const Meta& m, int min_dims) {
-  if (!m.defined) throw make_error(op, ": rank ", rank, " passes an undefined tensor");
-  if (m.cuda) {
-    throw make_error(op, ": rank ", rank, " passes a CUDA tensor (", m.str(),
-                     "); the MPI communicator moves host tensors");
-  }
-  if (m.ndim > kMaxDims) {
-    throw make_error(op, ": rank ", rank, " passes a tensor of ", m.ndim, " dimensions; at most ",
-                     kMaxDims, " are supported");
-  }
-  if (m.ndim < min_dims) {
-    throw make_error(op, ": rank ", rank, " passes ", m.str(), "; it needs a leading dimension");
-  }
-}
-
-void check_output(const char* op, int rank, const Meta& out, const Meta& want) {
-  if (out.defined && !(out == want)) {
-    throw make_error(op, ": rank ", rank, "'s output is ", out.str(), " but should be ",
-                     want.str());
-  }
-}
+using detail::Memory;
+using detail::Meta;
 
 void check_int_count(const char* op, int64_t count, const char* what) {
   if (count > INT_MAX) {
@@ -140,159 +64,47 @@ bool mpi_sums_natively(DType dtype) {
 class HostComm : public Comm {
  public:
   void broadcast(Tensor& tensor, int root) override {
-    const char* op = "broadcast";
-    std::vector<int64_t> local{root};
-    append_meta(local, tensor);
-    const auto all = exchange(local);
-    const size_t stride = local.size();
-    for (int r = 0; r < size(); ++r) {
-      if (all[r * stride] != root) {
-        throw make_error(op, ": the ranks disagree on the root (rank 0 says ", all[0], ", rank ", r,
-                         " says ", all[r * stride], ")");
-      }
-    }
-    if (root < 0 || root >= size()) {
-      throw make_error(op, ": root ", root, " is not a rank of a communicator of ", size());
-    }
-    const Meta want = Meta::read(&all[root * stride + 1]);
-    for (int r = 0; r < size(); ++r) {
-      const Meta m = Meta::read(&all[r * stride + 1]);
-      check_input(op, r, m, 0);
-      if (!(m == want)) {
-        throw make_error(op, ": rank ", r, " passes ", m.str(), " but the root (rank ", root,
-                         ") sends ", want.str());
-      }
-    }
+    detail::check_broadcast(exchange(detail::describe_broadcast(tensor, root)), size(), root,
+                            Memory::Host);
     bcast_bytes(tensor.raw(), tensor.nbytes(), root);
-  }
-
-  // Rank 0's input description from every rank's (input, output) pair in `all`, after checking
-  // that each rank passes a usable input equal to it.
-  Meta same_inputs(const char* op, const std::vector<int64_t>& all) const {
-    const Meta first = Meta::read(&all[0]);
-    for (int r = 0; r < size(); ++r) {
-      const Meta m = Meta::read(&all[r * 2 * kMetaInts]);
-      check_input(op, r, m, 1);
-      if (!(m == first)) {
-        throw make_error(op, ": the ranks' inputs differ: rank 0 passes ", first.str(), ", rank ",
-                         r, " passes ", m.str());
-      }
-    }
-    return first;
   }
 
   void all_gather(const Tensor& in, Tensor& out) override {
     const char* op = "all_gather";
-    std::vector<int64_t> local;
-    append_meta(local, in);
-    append_meta(local, out);
-    const auto all = exchange(local);
-    const Meta first = same_inputs(op, all);
-    Shape shape = first.shape;
-    shape[0] *= size();
-    const Meta want = expected(shape, first.dtype);
-    for (int r = 0; r < size(); ++r) {
-      check_output(op, r, Meta::read(&all[r * 2 * kMetaInts + kMetaInts]), want);
-    }
-    check_int_count(op, shape[0], "rows");
-    prepare_output(out, shape, first.dtype);
-    allgather_rows(in.raw(), first.shape[0], out.raw(), row_bytes(first));
+    const Meta want =
+        detail::check_all_gather(exchange(detail::describe_in_out(in, out)), size(), Memory::Host);
+    check_int_count(op, want.shape[0], "rows");
+    prepare_output(out, want.shape, want.dtype);
+    allgather_rows(in.raw(), in.dim(0), out.raw(), detail::row_bytes(want));
   }
 
   void all_to_all(const Tensor& in, Tensor& out) override {
     const char* op = "all_to_all";
-    std::vector<int64_t> local;
-    append_meta(local, in);
-    append_meta(local, out);
-    const auto all = exchange(local);
-    const Meta first = same_inputs(op, all);
-    if (first.shape[0] % size() != 0) {
-      throw make_error(op, ": ", first.shape[0], " rows (", first.str(),
-                       ") do not split evenly over ", size(), " ranks");
-    }
-    for (int r = 0; r < size(); ++r) {
-      check_output(op, r, Meta::read(&all[r * 2 * kMetaInts + kMetaInts]), first);
-    }
+    const Meta first =
+        detail::check_all_to_all(exchange(detail::describe_in_out(in, out)), size(), Memory::Host);
     check_int_count(op, first.shape[0], "rows");
     prepare_output(out, first.shape, first.dtype);
     const std::vector<int64_t> counts(size(), first.shape[0] / size());
-    alltoallv_rows(in.raw(), counts, out.raw(), counts, row_bytes(first));
+    alltoallv_rows(in.raw(), counts, out.raw(), counts, detail::row_bytes(first));
   }
 
   void all_to_all_v(const Tensor& in, const std::vector<int64_t>& send_counts, Tensor& out,
                     const std::vector<int64_t>& recv_counts) override {
     const char* op = "all_to_all_v";
-    const int n = size();
-    // Per rank: in, out, whether the count vectors have one entry per rank, then both vectors.
-    std::vector<int64_t> local;
-    append_meta(local, in);
-    append_meta(local, out);
-    const bool counts_ok = send_counts.size() == static_cast<size_t>(n) &&
-                           recv_counts.size() == static_cast<size_t>(n);
-    local.push_back(counts_ok ? 1 : 0);
-    for (int j = 0; j < n; ++j) local.push_back(counts_ok ? send_counts[j] : 0);
-    for (int j = 0; j < n; ++j) local.push_back(counts_ok ? recv_counts[j] : 0);
-    const auto all = exchange(local);
-    const size_t stride = local.size();
-    auto in_of = [&](int r) { return Meta::read(&all[r * stride]); };
-    auto sent = [&](int r, int j) { return all[r * stride + 2 * kMetaInts + 1 + j]; };
-    auto received = [&](int r, int j) { return all[r * stride + 2 * kMetaInts + 1 + n + j]; };
-    const Meta first = in_of(0);
-    for (int r = 0; r < n; ++r) {
-      const Meta m = in_of(r);
-      check_input(op, r, m, 1);
-      if (m.dtype != first.dtype || m.trailing() != first.trailing()) {
-        throw make_error(op, ": the ranks' rows differ: rank 0 passes ", first.str(), ", rank ", r,
-                         " passes ", m.str(), " (all but dim 0 and the dtype must agree)");
-      }
-      if (all[r * stride + 2 * kMetaInts] == 0) {
-        throw make_error(op, ": rank ", r,
-                         " does not pass one send and one receive count per rank (", n, ")");
-      }
-    }
-    for (int r = 0; r < n; ++r) {
-      int64_t send_total = 0, recv_total = 0;
-      for (int j = 0; j < n; ++j) {
-        if (sent(r, j) < 0 || received(r, j) < 0) {
-          throw make_error(op, ": rank ", r, " passes a negative count");
-        }
-        if (sent(r, j) != received(j, r)) {
-          throw make_error(op, ": rank ", r, " sends ", sent(r, j), " rows to rank ", j,
-                           ", which expects ", received(j, r));
-        }
-        send_total += sent(r, j);
-        recv_total += received(r, j);
-      }
-      if (send_total != in_of(r).shape[0]) {
-        throw make_error(op, ": rank ", r, "'s send counts add up to ", send_total,
-                         " rows but its input ", in_of(r).str(), " has ", in_of(r).shape[0]);
-      }
-      check_int_count(op, std::max(send_total, recv_total), "rows");
-      Shape shape = first.trailing();
-      shape.insert(shape.begin(), recv_total);
-      check_output(op, r, Meta::read(&all[r * stride + kMetaInts]), expected(shape, first.dtype));
-    }
-    Shape shape = first.trailing();
+    const detail::AllToAllV checked = detail::check_all_to_all_v(
+        exchange(detail::describe_all_to_all_v(in, send_counts, out, recv_counts, size())), size(),
+        Memory::Host);
+    check_int_count(op, checked.max_rows, "rows");
+    Shape shape = checked.rows.trailing();
     shape.insert(shape.begin(),
                  std::accumulate(recv_counts.begin(), recv_counts.end(), int64_t{0}));
-    prepare_output(out, shape, first.dtype);
-    alltoallv_rows(in.raw(), send_counts, out.raw(), recv_counts, row_bytes(first));
+    prepare_output(out, shape, checked.rows.dtype);
+    alltoallv_rows(in.raw(), send_counts, out.raw(), recv_counts, detail::row_bytes(checked.rows));
   }
 
   void all_reduce_sum(Tensor& tensor) override {
-    const char* op = "all_reduce_sum";
-    std::vector<int64_t> local;
-    append_meta(local, tensor);
-    const auto all = exchange(local);
-    const Meta first = Meta::read(&all[0]);
-    for (int r = 0; r < size(); ++r) {
-      const Meta m = Meta::read(&all[r * kMetaInts]);
-      check_input(op, r, m, 0);
-      if (!(m == first)) {
-        throw make_error(op, ": the ranks' tensors differ: rank 0 passes ", first.str(), ", rank ",
-                         r, " passes ", m.str());
-      }
-    }
+    const Meta first =
+        detail::check_all_reduce(exchange(detail::describe_tensor(tensor)), size(), Memory::Host);
     if (mpi_sums_natively(first.dtype)) {
       allreduce_sum(tensor.raw(), tensor.numel(), first.dtype);
     } else {

@@ -32,7 +32,9 @@ MpiRuntime::MpiRuntime(bool force) {
   MPI_Initialized(&initialised);
   if (!initialised) {
     int provided = 0;
-    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    // MULTIPLE: rank 0's item-queue thread (request_channel.h) talks while its main thread runs
+    // collectives. A library that gives less still runs, with the queue replaced by a fixed deal.
+    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS) {
       throw Error("MPI_Init_thread failed");
     }
     owns_init_ = true;

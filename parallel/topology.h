@@ -33,6 +33,10 @@ struct Topology {
   SplitKey sp_group() const { return {dp_index * cfg + cfg_index, sp_index}; }
   // The conditional/unconditional pair (or single rank) of one sp position, ordered by cfg_index.
   SplitKey cfg_group() const { return {dp_index * sp + sp_index, cfg_index}; }
+  // The cfg × sp ranks of one dp group, which work on one item together; its rank 0 is the group
+  // leader (cfg_index 0, sp_index 0).
+  SplitKey item_group() const { return {dp_index, cfg_index * sp + sp_index}; }
+  bool leader() const { return cfg_index == 0 && sp_index == 0; }
   // Ranks with the same cfg and sp position in every dp replica, ordered by dp_index.
   SplitKey dp_group() const { return {cfg_index * sp + sp_index, dp_index}; }
 };

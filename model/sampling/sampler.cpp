@@ -29,6 +29,9 @@ SampleResult sample(const core::Context& ctx, const Experts& experts, const Samp
       options.guide_scale != 1.0 || (experts.high != nullptr && guide_high != 1.0);
   WB_CHECK(!needs_negative || conditions.context_null.defined(),
            "sampling with a guide scale other than 1 needs the negative prompt's context");
+  WB_CHECK(!options.cfg || options.cfg->size() <= 2, "CFG-parallel takes 2 ranks, not ",
+           options.cfg ? options.cfg->size() : 0);
+  parallel::Comm* const cfg = options.cfg && options.cfg->size() == 2 ? options.cfg : nullptr;
   WB_CHECK(experts.high == nullptr || (options.boundary > 0.0 && options.boundary <= 1.0),
            "the expert boundary must be in (0, 1], got ", options.boundary);
 
@@ -39,6 +42,13 @@ SampleResult sample(const core::Context& ctx, const Experts& experts, const Samp
   Tensor& x = result.latents;
   Tensor cond = Tensor::empty(x.shape(), core::DType::F32, ctx.device());
   Tensor uncond = Tensor::empty(x.shape(), core::DType::F32, ctx.device());
+  // CFG-parallel: both ranks' velocities, [2·C, F, H, W] (the prompt's channels first).
+  core::Tensor pair;
+  if (cfg) {
+    core::Shape shape = x.shape();
+    shape[0] *= 2;
+    pair = Tensor::empty(shape, core::DType::F32, ctx.device());
+  }
   // The step's timestep: written on the host, copied into a buffer on the model's device.
   Tensor timestep_host = Tensor::empty({1}, core::DType::F32);
   Tensor timestep = Tensor::empty({1}, core::DType::F32, ctx.device());
@@ -60,6 +70,13 @@ SampleResult sample(const core::Context& ctx, const Experts& experts, const Samp
     input.clip = conditions.clip;
     if (guide == 1.0) {
       model.forward(ctx, input, {&conditions.context}, {&cond});
+    } else if (cfg) {
+      const Tensor& context = cfg->rank() == 0 ? conditions.context : conditions.context_null;
+      model.forward(ctx, input, {&context}, {&cond});
+      cfg->all_gather(cond, pair);
+      const int64_t channels = x.dim(0);
+      const Tensor both[2] = {pair.slice(0, channels), pair.slice(channels, 2 * channels)};
+      core::ops::linear_combination(ctx, {guide, 1.0 - guide}, {&both[0], &both[1]}, cond);
     } else {
       model.forward(ctx, input, {&conditions.context, &conditions.context_null}, {&cond, &uncond});
       // uncond + g·(cond − uncond)

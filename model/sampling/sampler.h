@@ -1,7 +1,8 @@
 // The text-to-video sampling loop (wan-spec "Solvers and loops", text2video.py): at each timestep
 // pick the expert (Wan2.2's high-noise one while t ≥ boundary·1000), predict the velocity with
 // classifier-free guidance, and let the solver step. Guidance runs the prompt and the negative
-// prompt through the DiT as one batch of two; a guide scale of 1 skips the negative prompt.
+// prompt through the DiT as one batch of two (or on two ranks with CFG-parallel); a guide scale of
+// 1 skips the negative prompt.
 #pragma once
 
 #include <optional>
@@ -12,6 +13,7 @@
 #include "core/tensor.h"
 #include "model/sampling/schedule.h"
 #include "model/wan/dit.h"
+#include "parallel/comm.h"
 
 namespace wanbatch::model::sampling {
 
@@ -23,6 +25,10 @@ struct SamplerOptions {
   std::optional<double> guide_scale_high;  // the high-noise expert's (default: guide_scale)
   double boundary = 0.875;                 // fraction of the 1000 training timesteps
   std::string item;                        // names the item in progress lines
+  // CFG-parallel (--cfg-parallel): a two-rank communicator whose rank 0 runs the prompt and rank 1
+  // the negative prompt, the two velocities exchanged by one all-gather per guided step; null: the
+  // two passes run as one batch here.
+  parallel::Comm* cfg = nullptr;
 };
 
 // The models of one run: `low` is the only model of a single-model variant; `high` (optional) is

@@ -1,10 +1,12 @@
 #include "model/wan/dit.h"
 
+#include <algorithm>
 #include <numeric>
 
 #include "core/error.h"
 #include "core/ops.h"
 #include "model/wan/weight_layout.h"
+#include "parallel/topology.h"
 
 namespace wanbatch::model::wan {
 namespace {
@@ -89,11 +91,19 @@ void WanDit::linear(const core::Context& ctx, const Linear& layer, const Tensor&
   ops::linear(ctx, x, layer.weight, layer.bias, out);
 }
 
-void WanDit::plan(const core::Context& ctx, int64_t batch, int64_t tokens, int64_t time_rows,
-                  int64_t image_tokens) {
+void WanDit::set_sequence_parallel(parallel::Comm* sp) {
+  WB_CHECK(!sp || config_.num_heads % sp->size() == 0, "--ulysses ", sp ? sp->size() : 1,
+           " does not divide the model's ", config_.num_heads, " attention heads");
+  sp_ = sp && sp->size() > 1 ? sp : nullptr;
+  buffers_ = Buffers{};  // planned again for the new split
+}
+
+void WanDit::plan(const core::Context& ctx, int64_t batch, int64_t seq_tokens,
+                  const SequenceRange& range, int64_t time_rows, int64_t image_tokens) {
   Buffers& b = buffers_;
-  if (b.batch == batch && b.tokens == tokens && b.time_rows == time_rows &&
-      b.image_tokens == image_tokens) {
+  const int64_t tokens = range.tokens;
+  if (b.batch == batch && b.tokens == tokens && b.seq_tokens == seq_tokens &&
+      b.time_rows == time_rows && b.image_tokens == image_tokens) {
     return;
   }
   const auto& c = config_;
@@ -102,6 +112,7 @@ void WanDit::plan(const core::Context& ctx, int64_t batch, int64_t tokens, int64
   const int64_t patch_volume = c.patch_size[0] * c.patch_size[1] * c.patch_size[2];
   b.batch = batch;
   b.tokens = tokens;
+  b.seq_tokens = seq_tokens;
   b.time_rows = time_rows;
   const int64_t rows = batch * tokens, text_rows = batch * c.text_len;
   b.image_tokens = image_tokens;
@@ -110,8 +121,8 @@ void WanDit::plan(const core::Context& ctx, int64_t batch, int64_t tokens, int64
     *t = make({rows, c.dim});
   }
   b.hidden = make({rows, c.ffn_dim});
-  b.patches = make({tokens, c.in_dim * patch_volume});
-  b.input_cat = make({tokens * c.in_dim * patch_volume});
+  b.patches = make({seq_tokens, c.in_dim * patch_volume});
+  b.input_cat = make({seq_tokens * c.in_dim * patch_volume});
   b.sinusoid = make({time_rows, c.freq_dim});
   b.head_out = make({rows, patch_volume * c.out_dim});
   b.e = make({time_rows, c.dim});
@@ -132,6 +143,15 @@ void WanDit::plan(const core::Context& ctx, int64_t batch, int64_t tokens, int64
     b.img = make({image_tokens, c.dim});
     b.img_k = make({image_tokens, c.dim});
     b.img_v = make({image_tokens, c.dim});
+  }
+  if (sp_) {
+    const int64_t n = sp_->size();
+    const Shape heads_shape{batch, range.padded, c.num_heads / n, c.head_dim()};
+    for (Tensor* t : {&b.q_heads, &b.k_heads, &b.v_heads, &b.attn_heads}) *t = make(heads_shape);
+    b.head_all = make({batch, range.padded, patch_volume * c.out_dim});
+    b.exchange.send = make({rows * c.dim});
+    b.exchange.recv = make({std::max(rows * c.dim, n * rows * patch_volume * c.out_dim)});
+    if (time_rows > 1) b.timestep = make({time_rows});
   }
 }
 
@@ -175,8 +195,28 @@ void WanDit::embed_context(const core::Context& ctx, const std::vector<const Ten
   }
 }
 
+// Attention over the whole sequence. Under Ulysses, q, k and v go from this rank's tokens (all
+// heads) to every token (this rank's heads) and back; the padding keys are masked.
+void WanDit::self_attention(const core::Context& ctx, const SequenceRange& range) {
+  Buffers& b = buffers_;
+  const Shape local{b.batch, b.tokens, config_.num_heads, config_.head_dim()};
+  Tensor attn = b.attn.reshape(local);
+  if (!sp_) {
+    ops::attention(ctx, b.q.reshape(local), b.k.reshape(local), b.v.reshape(local), attn);
+    return;
+  }
+  parallel::sequence_to_heads(ctx, *sp_, b.q.reshape(local), b.exchange, b.q_heads);
+  parallel::sequence_to_heads(ctx, *sp_, b.k.reshape(local), b.exchange, b.k_heads);
+  parallel::sequence_to_heads(ctx, *sp_, b.v.reshape(local), b.exchange, b.v_heads);
+  ops::AttentionOptions options;
+  if (range.padded > b.seq_tokens)
+    options.k_lens.assign(static_cast<size_t>(b.batch), b.seq_tokens);
+  ops::attention(ctx, b.q_heads, b.k_heads, b.v_heads, b.attn_heads, options);
+  parallel::heads_to_sequence(ctx, *sp_, b.attn_heads, b.exchange, attn);
+}
+
 void WanDit::run_block(const core::Context& ctx, const Block& block,
-                       const core::ops::RopeGrid& grid) {
+                       const core::ops::RopeGrid& grid, const SequenceRange& range) {
   Buffers& b = buffers_;
   const int64_t batch = b.batch, tokens = b.tokens, heads = config_.num_heads;
   const int64_t head_dim = config_.head_dim();
@@ -207,7 +247,8 @@ void WanDit::run_block(const core::Context& ctx, const Block& block,
     }
   };
 
-  // Self-attention: q, k RMS-normed over the full dim, RoPE on both, attention, out projection.
+  // Self-attention: q, k RMS-normed over the full dim, RoPE on both (global token positions),
+  // attention, out projection.
   modulate(0, 1);
   linear(ctx, block.q, b.normed, b.q);
   linear(ctx, block.k, b.normed, b.k);
@@ -217,11 +258,10 @@ void WanDit::run_block(const core::Context& ctx, const Block& block,
   for (int64_t i = 0; i < batch; ++i) {
     Tensor q3 = sample(b.q, i).reshape({tokens, heads, head_dim});
     Tensor k3 = sample(b.k, i).reshape({tokens, heads, head_dim});
-    ops::rope_3d(ctx, q3, grid, 0, q3);
-    ops::rope_3d(ctx, k3, grid, 0, k3);
+    ops::rope_3d(ctx, q3, grid, range.begin, q3);
+    ops::rope_3d(ctx, k3, grid, range.begin, k3);
   }
-  Tensor attn = as_heads(b.attn, batch);
-  ops::attention(ctx, as_heads(b.q, batch), as_heads(b.k, batch), as_heads(b.v, batch), attn);
+  self_attention(ctx, range);
   linear(ctx, block.o, b.attn, b.proj);
   gated_residual(2);
 
@@ -306,11 +346,18 @@ void WanDit::forward(const core::Context& ctx, const DitInput& input,
   }
 
   const auto batch = static_cast<int64_t>(contexts.size());
-  plan(ctx, batch, tokens, time_rows, image_tokens);
+  SequenceRange range{0, tokens, tokens, tokens};
+  if (sp_) {
+    const parallel::SequenceShard shard =
+        parallel::shard_sequence(tokens, sp_->size(), sp_->rank());
+    range = {shard.begin, shard.end - shard.begin, shard.valid, shard.padded};
+  }
+  const int64_t local_time_rows = time_rows == 1 ? 1 : range.tokens;
+  plan(ctx, batch, tokens, range, local_time_rows, image_tokens);
   Buffers& b = buffers_;
 
-  // Patch embedding as a linear over (c, pt, ph, pw) patches in (f, h, w) token order, once, then
-  // copied to every sample of the batch.
+  // Patch embedding as a linear over (c, pt, ph, pw) patches in (f, h, w) token order, for this
+  // rank's tokens (padding rows are zero), once, then copied to every sample of the batch.
   const int64_t channels = c.in_dim;
   Tensor input_cat = b.input_cat.reshape({channels, latent.dim(1), latent.dim(2), latent.dim(3)});
   input_cat.slice(0, latent.dim(0)).copy_from(latent);
@@ -321,27 +368,56 @@ void WanDit::forward(const core::Context& ctx, const DitInput& input,
   ops::permute(
       ctx, input_cat.reshape({channels, grid.frames, p[0], grid.height, p[1], grid.width, p[2]}),
       {1, 3, 5, 0, 2, 4, 6}, patches7);
-  Tensor first = b.x.slice(0, tokens);
-  ops::linear(ctx, patches, patch_weight_, patch_bias_, first);
-  for (int64_t i = 1; i < batch; ++i) b.x.slice(i * tokens, (i + 1) * tokens).copy_from(first);
+  Tensor first = b.x.slice(0, range.tokens);
+  if (range.valid < range.tokens) {
+    Tensor padding = first.slice(range.valid, range.tokens);
+    ops::fill(ctx, padding, 0.0f);
+  }
+  if (range.valid > 0) {
+    Tensor real = first.slice(0, range.valid);
+    ops::linear(ctx, patches.slice(range.begin, range.begin + range.valid), patch_weight_,
+                patch_bias_, real);
+  }
+  for (int64_t i = 1; i < batch; ++i) {
+    b.x.slice(i * range.tokens, (i + 1) * range.tokens).copy_from(first);
+  }
 
-  embed_time(ctx,
-             input.timestep.dtype() == DType::F32 ? input.timestep : input.timestep.to(DType::F32));
+  Tensor timestep =
+      input.timestep.dtype() == DType::F32 ? input.timestep : input.timestep.to(DType::F32);
+  if (time_rows > 1 && sp_) {  // this rank's tokens' timesteps; padding tokens get 0
+    ops::fill(ctx, b.timestep, 0.0f);
+    if (range.valid > 0) {
+      b.timestep.slice(0, range.valid)
+          .copy_from(timestep.reshape({tokens}).slice(range.begin, range.begin + range.valid));
+    }
+    timestep = b.timestep;
+  }
+  embed_time(ctx, timestep);
   embed_context(ctx, contexts, input.clip);
-  for (const Block& block : blocks_) run_block(ctx, block, grid);
+  for (const Block& block : blocks_) run_block(ctx, block, grid, range);
 
-  // Head and unpatchify: (f, h, w, pt, ph, pw, c) → (c, f·pt, h·ph, w·pw).
+  // Head, every rank's tokens gathered under Ulysses, and unpatchify:
+  // (f, h, w, pt, ph, pw, c) → (c, f·pt, h·ph, w·pw).
   for (int64_t i = 0; i < batch; ++i) {
-    Tensor normed = b.normed.slice(i * tokens, (i + 1) * tokens);
-    ops::layernorm_modulate(ctx, b.x.slice(i * tokens, (i + 1) * tokens), b.head_shift,
+    Tensor normed = b.normed.slice(i * range.tokens, (i + 1) * range.tokens);
+    ops::layernorm_modulate(ctx, b.x.slice(i * range.tokens, (i + 1) * range.tokens), b.head_shift,
                             b.head_scale, kEps, normed);
   }
   linear(ctx, head_, b.normed, b.head_out);
+  const int64_t out_width = b.head_out.dim(1);
+  Tensor all_tokens = b.head_out;  // [batch · sequence rows, out_width]
+  int64_t sequence_rows = tokens;
+  if (sp_) {
+    parallel::gather_sequence(ctx, *sp_, b.head_out.reshape({batch, range.tokens, out_width}),
+                              b.exchange, b.head_all);
+    all_tokens = b.head_all.reshape({batch * range.padded, out_width});
+    sequence_rows = range.padded;
+  }
   for (int64_t i = 0; i < batch; ++i) {
     Tensor velocity7 = velocities[static_cast<size_t>(i)]->reshape(
         {c.out_dim, grid.frames, p[0], grid.height, p[1], grid.width, p[2]});
     ops::permute(ctx,
-                 b.head_out.slice(i * tokens, (i + 1) * tokens)
+                 all_tokens.slice(i * sequence_rows, i * sequence_rows + tokens)
                      .reshape({grid.frames, grid.height, grid.width, p[0], p[1], p[2], c.out_dim}),
                  {6, 0, 3, 1, 4, 2, 5}, velocity7);
   }

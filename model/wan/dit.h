@@ -13,6 +13,8 @@
 #include "core/ops.h"
 #include "core/tensor.h"
 #include "model/wan/config.h"
+#include "parallel/comm.h"
+#include "parallel/ulysses.h"
 
 namespace wanbatch::model::wan {
 
@@ -37,6 +39,13 @@ class WanDit {
   WanDit(const DitConfig& config, const Weights& weights, const core::Context& ctx);
 
   const DitConfig& config() const { return config_; }
+
+  // Ulysses sequence parallelism over `sp` (DESIGN.md "Parallelism"); null or one rank: off. Every
+  // rank of the group calls forward with the same inputs; each embeds and runs only its share of
+  // the (padded) tokens, self-attention exchanges q, k, v and its output over `sp`, and the output
+  // tokens are gathered so every rank returns the whole velocity. The heads must divide by the
+  // group size. `sp` must outlive the model's use of it.
+  void set_sequence_parallel(parallel::Comm* sp);
 
   // velocity [out_dim, F, H, W] for one sample.
   void forward(const core::Context& ctx, const DitInput& input, core::Tensor& velocity);
@@ -63,21 +72,33 @@ class WanDit {
     core::Tensor modulation;  // [6, dim]
   };
   // Activations for one input shape.
+  // Activations for one input shape. `tokens` and `time_rows` are this rank's (its share of the
+  // padded sequence under Ulysses); `seq_tokens` is the whole sequence.
   struct Buffers {
-    int64_t batch = -1, tokens = -1, time_rows = -1, image_tokens = -1;
+    int64_t batch = -1, tokens = -1, time_rows = -1, image_tokens = -1, seq_tokens = -1;
     core::Tensor x, normed, q, k, v, attn, proj, hidden;
     core::Tensor ctx_k, ctx_v, img_k, img_v, cross_attn, img_attn;
     core::Tensor e, e0, e0_act, e0_grouped, modulation, head_shift, head_scale, head_out;
     core::Tensor text, text_hidden, text_padded, img, img_hidden, img_normed;
     core::Tensor input_cat, patches, sinusoid;  // flat: their shapes follow the latent's
+    core::Tensor timestep;                      // this rank's per-token timesteps (Ulysses)
+    core::Tensor q_heads, k_heads, v_heads, attn_heads, head_all;  // Ulysses only
+    parallel::UlyssesScratch exchange;
+  };
+  // This rank's share of the sequence: global token range [begin, begin + tokens), of which the
+  // first `valid` are real (the rest pad the sequence to a multiple of the sp size).
+  struct SequenceRange {
+    int64_t begin = 0, tokens = 0, valid = 0, padded = 0;
   };
 
-  void plan(const core::Context& ctx, int64_t batch, int64_t tokens, int64_t time_rows,
-            int64_t image_tokens);
+  void plan(const core::Context& ctx, int64_t batch, int64_t seq_tokens, const SequenceRange& range,
+            int64_t time_rows, int64_t image_tokens);
   void embed_time(const core::Context& ctx, const core::Tensor& timestep);
   void embed_context(const core::Context& ctx, const std::vector<const core::Tensor*>& contexts,
                      const core::Tensor& clip);
-  void run_block(const core::Context& ctx, const Block& block, const core::ops::RopeGrid& grid);
+  void run_block(const core::Context& ctx, const Block& block, const core::ops::RopeGrid& grid,
+                 const SequenceRange& range);
+  void self_attention(const core::Context& ctx, const SequenceRange& range);
   void linear(const core::Context& ctx, const Linear& layer, const core::Tensor& x,
               core::Tensor& out) const;
 
@@ -89,6 +110,7 @@ class WanDit {
   core::Tensor img_norm1_weight_, img_norm1_bias_, img_norm2_weight_, img_norm2_bias_;
   std::vector<Block> blocks_;
   Buffers buffers_;
+  parallel::Comm* sp_ = nullptr;
 };
 
 }  // namespace wanbatch::model::wan

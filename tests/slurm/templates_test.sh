@@ -36,7 +36,7 @@ for template in "$src"/slurm/*.sbatch; do
       expect_line "$name" '^wanbatch run .* --dry-run$'
       expect_line "$name" '^mpirun -np 16 --map-by ppr:8:node --bind-to none wanbatch run --config job.ini --manifest m.jsonl --output-dir out$' ;;
     job_array.sbatch)
-      expect_line "$name" '^srun --mpi=pmix wanbatch run --config job.ini --manifest m.jsonl --output-dir out/task-3$' ;;
+      expect_line "$name" '^srun --mpi=pmix wanbatch run --config job.ini --manifest m.jsonl --output-dir out$' ;;
     *) fail "no expectations for $name" ;;
   esac
   echo "ok: $name"

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
 #include "core/tensor.h"
 #include "jobs/item_outputs.h"
 #include "jobs/run_report.h"
@@ -83,41 +84,100 @@ TEST_F(RunOutputs, CompleteNeedsBothFilesAndAMatchingRecord) {
   EXPECT_FALSE(item_complete(dir_, item, true));
 }
 
-TEST_F(RunOutputs, ReportMergesTheRanksPartsInManifestOrder) {
+std::vector<ManifestItem> three_items() {
   std::vector<ManifestItem> items(3, fox());
   for (size_t k = 0; k < items.size(); ++k) {
     items[k].id = "item" + std::to_string(k);
     items[k].line = static_cast<int64_t>(k) + 1;
   }
-  auto result = [](const std::string& id, size_t index, const std::string& status, int rank) {
-    ItemResult r;
-    r.id = id;
-    r.index = index;
-    r.status = status;
-    r.rank = rank;
-    return r;
-  };
-  const ItemResult a = result("item0", 0, "done", 0);
-  ItemResult b = result("item1", 1, "failed", 1);
-  b.reason = "NaN";
-  const ItemResult c = result("item2", 2, "skipped-complete", 0);
-  write_report_part(dir_, 0, {a, c});
-  write_report_part(dir_, 1, {b});
+  return items;
+}
+
+ItemResult result(const std::string& id, size_t index, const std::string& status, int rank) {
+  ItemResult r;
+  r.id = id;
+  r.index = index;
+  r.status = status;
+  r.rank = rank;
+  r.group = rank;
+  return r;
+}
+
+nlohmann::json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+TEST_F(RunOutputs, ReportListsEveryItemInManifestOrderWithTotals) {
+  const auto items = three_items();
   RunSummary summary;
   summary.world_size = 2;
-  const ReportTotals totals = merge_report(dir_, 2, items, summary);
+  RunReport report(dir_, items, summary);
+  EXPECT_EQ(report.totals().pending, 3);
+  report.record(result("item2", 2, "skipped-complete", 0));
+  report.record(result("item0", 0, "running", 1));
+  report.write(1.5);
+  nlohmann::json j = read_json(dir_ / "report.json");
+  EXPECT_EQ(j["items"][0]["status"], "running");
+  EXPECT_EQ(j["items"][1]["status"], "pending");
+  EXPECT_FALSE(j["items"][1].contains("rank"));
+  EXPECT_EQ(j["totals"]["pending"], 1);
+  EXPECT_EQ(j["totals"]["running"], 1);
+
+  report.record(result("item0", 0, "done", 1));
+  ItemResult b = result("item1", 1, "failed", 0);
+  b.reason = "NaN";
+  report.record(b);
+  report.write(2.5);
+  const ReportTotals totals = report.totals();
   EXPECT_EQ(totals.done, 1);
   EXPECT_EQ(totals.failed, 1);
   EXPECT_EQ(totals.skipped_complete, 1);
-  EXPECT_FALSE(fs::exists(dir_ / ".report.rank0.json"));
-  std::ifstream in(dir_ / "report.json");
-  const nlohmann::json report = nlohmann::json::parse(in);
-  ASSERT_EQ(report["items"].size(), 3u);
-  EXPECT_EQ(report["items"][1]["id"], "item1");
-  EXPECT_EQ(report["items"][1]["reason"], "NaN");
-  EXPECT_EQ(report["items"][1]["rank"], 1);
-  EXPECT_EQ(report["items"][2]["line"], 3);
-  EXPECT_EQ(report["totals"]["items"], 3);
+  j = read_json(dir_ / "report.json");
+  ASSERT_EQ(j["items"].size(), 3u);
+  EXPECT_EQ(j["items"][1]["id"], "item1");
+  EXPECT_EQ(j["items"][1]["reason"], "NaN");
+  EXPECT_EQ(j["items"][0]["group"], 1);
+  EXPECT_EQ(j["items"][2]["line"], 3);
+  EXPECT_EQ(j["totals"]["items"], 3);
+  EXPECT_EQ(j["seconds"], 2.5);
+  EXPECT_THROW(report.record(result("x", 3, "done", 0)), Error);
+}
+
+TEST_F(RunOutputs, JobArrayShardsKeepTheirOwnReportsAndMergeIntoOne) {
+  const auto items = three_items();
+  const std::vector<ManifestItem> first(items.begin(), items.begin() + 2);
+  const std::vector<ManifestItem> second(items.begin() + 2, items.end());
+  RunSummary summary;
+  summary.shard = {0, 2};
+  RunReport a(dir_, first, summary);
+  summary.shard = {1, 2};
+  RunReport b(dir_, second, summary);
+  EXPECT_EQ(a.path(), dir_ / "report.shard-0-of-2.json");
+  a.record(result("item0", 0, "done", 0));
+  a.write(1);
+  a.merge_shards();  // only shard 0 has reported yet
+  nlohmann::json merged = read_json(dir_ / "report.json");
+  EXPECT_EQ(merged["shards"]["reported"], 1);
+  EXPECT_EQ(merged["totals"]["items"], 2);
+
+  b.record(result("item2", 0, "failed", 0));
+  b.write(1);
+  b.merge_shards();
+  merged = read_json(dir_ / "report.json");
+  EXPECT_EQ(merged["shards"]["count"], 2);
+  EXPECT_EQ(merged["shards"]["reported"], 2);
+  EXPECT_EQ(merged["totals"]["items"], 3);
+  EXPECT_EQ(merged["totals"]["done"], 1);
+  EXPECT_EQ(merged["totals"]["failed"], 1);
+  EXPECT_EQ(merged["totals"]["pending"], 1);
+  ASSERT_EQ(merged["items"].size(), 3u);
+  EXPECT_EQ(merged["items"][2]["id"], "item2");
+  EXPECT_EQ(merged["items"][2]["shard"], 1);
+  // A report of a different split of the manifest (another job's) is not merged in.
+  std::ofstream(dir_ / "report.shard-0-of-3.json") << "{}";
+  b.merge_shards();
+  EXPECT_EQ(read_json(dir_ / "report.json")["shards"]["reported"], 2);
 }
 
 }  // namespace

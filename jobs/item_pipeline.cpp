@@ -1,0 +1,242 @@
+#include "jobs/item_pipeline.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "io/checkpoint.h"
+#include "io/hdf5_file.h"
+#include "io/latents_file.h"
+#include "io/t5_tokenizer.h"
+#include "jobs/item_outputs.h"
+#include "model/sampling/latent_shape.h"
+#include "model/sampling/philox_noise.h"
+#include "model/sampling/sampler.h"
+#include "model/wan/t5_loader.h"
+#include "model/wan/text_embedding_cache.h"
+#include "model/wan/vae_loader.h"
+
+namespace wanbatch::jobs {
+namespace {
+
+namespace fs = std::filesystem;
+namespace sampling = model::sampling;
+using core::Clock;
+using core::seconds_since;
+using core::Tensor;
+
+// The item's noise: Philox from its seed, or its init_noise file's 'noise' dataset.
+Tensor item_noise(const ManifestItem& item, const core::Shape& shape) {
+  if (item.init_noise.empty()) return sampling::initial_noise(item.seed, shape);
+  const Tensor noise = io::Hdf5Reader::open(item.init_noise).read_f32("noise", 4);
+  WB_CHECK(noise.shape() == shape, item.init_noise, ": noise ", core::shape_str(noise.shape()),
+           " does not fit ", item.width, "x", item.height, ", ", item.frames,
+           " frames, which need ", core::shape_str(shape));
+  return noise;
+}
+
+}  // namespace
+
+struct ItemPipeline::Models {
+  std::optional<model::wan::WanDit> low, high;
+  std::optional<model::wan::WanVae> vae;
+  std::optional<io::T5Tokenizer> tokenizer;
+  std::optional<model::wan::T5Encoder> encoder;
+  std::optional<model::wan::TextEmbeddingCache> cache;
+  std::string low_fingerprint, high_fingerprint;
+  double load_seconds = 0;
+};
+
+ItemPipeline::ItemPipeline(PipelineOptions options, const core::Context& ctx,
+                           const parallel::Groups& groups, const parallel::Comm& world)
+    : options_(std::move(options)), ctx_(ctx), groups_(groups), world_(world) {}
+
+ItemPipeline::~ItemPipeline() = default;
+
+void ItemPipeline::load() {
+  const auto start = Clock::now();
+  auto m = std::make_unique<Models>();
+  const PipelineOptions& o = options_;
+  m->tokenizer.emplace(o.tokenizer);
+  m->cache.emplace(model::wan::TextEmbeddingCache::model_key(
+                       o.tokenizer, model::wan::t5_weights_fingerprint(o.t5), o.text_len),
+                   o.embedding_cache);
+  m->low.emplace(model::wan::load_dit(o.dit, ctx_, o.low_load));
+  m->low->set_sequence_parallel(groups_.sp.get());
+  m->low_fingerprint = io::Checkpoint::open(o.dit).fingerprint();
+  if (!o.dit_high.empty()) {
+    m->high.emplace(model::wan::load_dit(o.dit_high, ctx_, o.high_load));
+    m->high->set_sequence_parallel(groups_.sp.get());
+    m->high_fingerprint = io::Checkpoint::open(o.dit_high).fingerprint();
+    WB_CHECK(m->high->config().in_dim == m->low->config().in_dim &&
+                 m->high->config().out_dim == m->low->config().out_dim,
+             "the experts do not match: high-noise ", m->high->config().variant, ", low-noise ",
+             m->low->config().variant);
+  }
+  if (!o.vae.empty()) {
+    m->vae.emplace(model::wan::load_vae(o.vae, ctx_));
+    WB_CHECK(m->vae->latent_channels() == m->low->config().out_dim, o.vae, " takes ",
+             m->vae->latent_channels(), " latent channels; ", o.dit, " makes ",
+             m->low->config().out_dim);
+    if (o.vae_tiling) {
+      if (const auto tiling = o.vae_tiling(*m->vae)) m->vae->set_tiling(tiling);
+    }
+  }
+  m->load_seconds = seconds_since(start);
+  WB_LOG(info) << "models loaded in " << m->load_seconds << " s";
+  models_ = std::move(m);
+}
+
+ItemResult ItemPipeline::run(const ManifestItem& item, size_t index, const fs::path& out_dir) {
+  if (!models_) {
+    // Every other rank would wait for this one in a collective: a load failure ends the job.
+    try {
+      load();
+    } catch (const std::exception& e) {
+      world_.abort(std::string("loading the models: ") + e.what());
+    }
+  }
+  Models& m = *models_;
+  parallel::Comm& group = *groups_.item;
+  const bool leader = groups_.topology.leader();
+  ItemResult r;
+  r.id = item.id;
+  r.index = index;
+  r.rank = world_.rank();
+  r.group = groups_.topology.dp_index;
+  const auto item_start = Clock::now();
+  const auto finish = [&](const std::string& status, const std::string& reason) {
+    r.status = status;
+    r.reason = reason;
+    r.total_seconds = seconds_since(item_start);
+    if (status == "failed") {
+      WB_LOG(error) << item.id << " (line " << item.line << ") failed: " << reason;
+    }
+    return r;
+  };
+
+  // Inputs, on every rank of the group alike; the group agrees whether they could be made.
+  sampling::SamplerOptions options;
+  sampling::SampleConditions conditions;
+  Tensor noise;
+  std::string input_error;
+  try {
+    auto t = Clock::now();
+    options.solver = sampling::parse_solver(item.solver);
+    options.steps = static_cast<int>(item.steps);
+    options.shift = item.shift;
+    options.guide_scale = item.guide_scale;
+    options.guide_scale_high = item.guide_scale_high;
+    options.boundary = options_.boundary;
+    options.item = item.id;
+    options.cfg = groups_.cfg.get();
+    const bool guided = options.guide_scale != 1.0 ||
+                        (m.high && options.guide_scale_high.value_or(options.guide_scale) != 1.0);
+    auto encode = [&](const std::string& text) {
+      return m.cache->get(text, [&] {
+        if (!m.encoder) {
+          m.encoder.emplace(model::wan::load_t5_encoder(options_.t5, ctx_));
+          WB_CHECK(m.tokenizer->vocab_size() <= m.encoder->config().vocab, options_.tokenizer, ": ",
+                   m.tokenizer->vocab_size(), " pieces, more than the ", m.encoder->config().vocab,
+                   " embeddings of ", options_.t5);
+        }
+        const io::T5Tokens tokens = m.tokenizer->tokenize(text, options_.text_len);
+        const std::vector<int64_t> ids(tokens.ids.begin(), tokens.ids.begin() + tokens.length);
+        model::wan::TextEmbedding e;
+        e.ids = Tensor::from_vector(ids, {tokens.length});
+        e.context = m.encoder->encode(ctx_, e.ids, tokens.length);
+        return e;
+      });
+    };
+    conditions.context = encode(item.prompt).context;
+    if (guided) conditions.context_null = encode(item.negative_prompt).context;
+    r.encode_seconds = seconds_since(t);
+    noise = item_noise(item, sampling::latent_shape(m.low->config().out_dim, item.width,
+                                                    item.height, item.frames));
+  } catch (const std::exception& e) {
+    input_error = e.what();
+  }
+  if (group.size() > 1) {
+    Tensor failed = Tensor::from_vector(std::vector<int64_t>{input_error.empty() ? 0 : 1}, {1});
+    group.all_reduce_sum(failed);
+    if (failed.data<int64_t>()[0] > 0 && input_error.empty()) {
+      input_error = "another rank of the group could not prepare the item";
+    }
+  }
+  if (!input_error.empty()) return finish("failed", input_error);
+
+  // Sampling: collective over the group.
+  sampling::SampleResult result;
+  auto t = Clock::now();
+  try {
+    result =
+        sampling::sample(ctx_, {&*m.low, m.high ? &*m.high : nullptr}, options, noise, conditions);
+  } catch (const std::exception& e) {
+    if (group.size() > 1) world_.abort(item.id + ": sampling failed: " + e.what());
+    return finish("failed", e.what());
+  }
+  r.sample_seconds = seconds_since(t);
+  if (!leader) return finish("done", "");
+
+  // The leader checks and writes.
+  try {
+    const float* p = result.latents.data<float>();
+    for (int64_t i = 0; i < result.latents.numel(); ++i) {
+      WB_CHECK(std::isfinite(p[i]), "the latents hold NaN or infinity (element ", i, ")");
+    }
+    io::LatentsRecord record;
+    record.id = item.id;
+    record.prompt = item.prompt;
+    record.negative_prompt = item.negative_prompt;
+    record.seed = item.seed;
+    record.noise = noise_source(item);
+    record.width = item.width;
+    record.height = item.height;
+    record.frames = item.frames;
+    record.fps = item.fps;
+    record.solver = item.solver;
+    record.steps = item.steps;
+    record.shift = item.shift;
+    record.guide_scale = item.guide_scale;
+    record.guide_scale_high = item.guide_scale_high;
+    if (m.high) record.boundary = options_.boundary;
+    record.timesteps.assign(result.timesteps.begin(), result.timesteps.end());
+    record.model_variant = m.low->config().variant;
+    record.weights = options_.dit;
+    record.weights_fingerprint = m.low_fingerprint;
+    record.loras = options_.loras;
+    if (m.high) {
+      record.high_noise_weights = options_.dit_high;
+      record.high_noise_fingerprint = m.high_fingerprint;
+      record.high_noise_loras = options_.high_loras;
+    }
+    record.world_size = world_.size();
+    record.sp_size = groups_.topology.sp;
+    record.load_seconds = m.load_seconds;
+    record.sample_seconds = r.sample_seconds;
+    record.wanbatch_version = options_.version;
+    const std::string h5 = latents_path(out_dir, item);
+    if (m.vae) {
+      t = Clock::now();
+      Tensor frames = Tensor::empty(m.vae->decoded_shape(result.latents.shape()), core::DType::F32);
+      m.vae->decode(ctx_, result.latents, frames);
+      io::VideoOptions video = options_.video;
+      video.fps = static_cast<int>(item.fps);
+      r.video = video_path(out_dir, item);
+      io::write_video(r.video, frames, video);
+      r.decode_seconds = seconds_since(t);
+    }
+    io::write_latents_file(h5, result.latents, record);
+    r.latents = h5;
+  } catch (const std::exception& e) {
+    // No half-done item: a video written for latents that then failed goes too.
+    if (!r.video.empty()) fs::remove(r.video);
+    r.video.clear();
+    return finish("failed", e.what());
+  }
+  return finish("done", "");
+}
+
+}  // namespace wanbatch::jobs
