@@ -16,5 +16,6 @@ int tool_sample_command(const Invocation& call);
 int tool_vae_decode_command(const Invocation& call);
 int tool_vae_encode_command(const Invocation& call);
 int decode_command(const Invocation& call);
+int bench_command(const Invocation& call);
 
 }  // namespace wanbatch::app

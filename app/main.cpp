@@ -18,6 +18,10 @@ struct CommandEntry {
 
 const std::map<std::string, CommandEntry>& commands() {
   static const std::map<std::string, CommandEntry> table = {
+      {"bench",
+       {"time one DiT forward of a real-size variant on the GPU (random weights), with its "
+        "breakdown and the GEMM and attention ceilings",
+        bench_command}},
       {"decode", {"saved latents (ITEM.h5) to a video with a Wan VAE", decode_command}},
       {"inspect",
        {"what a weight file or model folder holds: tensors, dtypes, shapes, bytes, "
@@ -28,8 +32,8 @@ const std::map<std::string, CommandEntry>& commands() {
         "and demos, real sizes for benchmarks)",
         make_test_model_command}},
       {"run",
-       {"the batch job: a manifest of prompts to videos and latents, data parallel over the "
-        "MPI ranks, resumable",
+       {"the batch job: a manifest of prompts to videos and latents over the MPI ranks "
+        "(data-parallel groups, Ulysses, CFG-parallel), resumable",
         run_command}},
       {"tool",
        {"single stages on HDF5 inputs and outputs, to check against other "

@@ -98,4 +98,16 @@ int ulysses_option(const po::variables_map& vm) {
 
 bool cfg_parallel_option(const po::variables_map& vm) { return vm["cfg-parallel"].as<bool>(); }
 
+std::pair<int64_t, int64_t> parse_size(const std::string& text) {
+  const size_t x = text.find('x');
+  try {
+    size_t used_w = 0, used_h = 0;
+    const int64_t w = std::stoll(text.substr(0, x), &used_w);
+    const int64_t h = std::stoll(text.substr(x + 1), &used_h);
+    if (x != std::string::npos && used_w == x && used_h == text.size() - x - 1) return {w, h};
+  } catch (const std::exception&) {
+  }
+  throw make_error("--size '", text, "': expected WIDTHxHEIGHT, e.g. 832x480");
+}
+
 }  // namespace wanbatch::app

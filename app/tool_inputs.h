@@ -40,6 +40,9 @@ void add_parallel_options(po::options_description& options);
 int ulysses_option(const po::variables_map& vm);
 bool cfg_parallel_option(const po::variables_map& vm);
 
+// "WxH" (--size): width and height; throws naming the text otherwise.
+std::pair<int64_t, int64_t> parse_size(const std::string& text);
+
 // "path:strength, ..." for output attributes.
 std::string describe_loras(const std::vector<model::wan::LoraFile>& loras);
 

@@ -41,19 +41,6 @@ std::pair<double, std::optional<double>> parse_guide_scales(const std::string& t
   return scales;
 }
 
-// "WxH".
-std::pair<int64_t, int64_t> parse_size(const std::string& text) {
-  const size_t x = text.find('x');
-  try {
-    size_t used_w = 0, used_h = 0;
-    const int64_t w = std::stoll(text.substr(0, x), &used_w);
-    const int64_t h = std::stoll(text.substr(x + 1), &used_h);
-    if (x != std::string::npos && used_w == x && used_h == text.size() - x - 1) return {w, h};
-  } catch (const std::exception&) {
-  }
-  throw make_error("--size '", text, "': expected WIDTHxHEIGHT, e.g. 832x480");
-}
-
 }  // namespace
 
 int tool_sample_command(const Invocation& call) {

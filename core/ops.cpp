@@ -6,6 +6,7 @@
 #include "core/cpu/kernels.h"
 #include "core/cuda/ops.h"
 #include "core/error.h"
+#include "core/profiler.h"
 
 namespace wanbatch::core::ops {
 namespace {
@@ -29,10 +30,6 @@ void check_floating(const char* op, std::initializer_list<const Tensor*> ts) {
 
 void check_same_shape(const char* op, const Tensor& a, const Tensor& b) {
   WB_CHECK(a.shape() == b.shape(), op, ": shapes differ: ", a.describe(), " and ", b.describe());
-}
-
-[[noreturn]] void no_cuda_kernel(const char* op) {
-  throw make_error(op, ": no CUDA kernel for this op yet (CUDA tensors cannot use it)");
 }
 
 // b's shape must be a trailing part of a's (b broadcast over a's leading dimensions).
@@ -70,6 +67,7 @@ void check_channel_vector(const char* op, const char* what, const Tensor& x, con
 }  // namespace
 
 void cast(const Context& ctx, const Tensor& x, Tensor& out) {
+  const ProfileScope profile(ctx, "cast");
   check_devices("cast", ctx, {&x, &out});
   WB_CHECK(x.numel() == out.numel(), "cast: ", x.describe(), " into ", out.describe(),
            ": element counts differ");
@@ -78,28 +76,71 @@ void cast(const Context& ctx, const Tensor& x, Tensor& out) {
 }
 
 void fill(const Context& ctx, Tensor& out, float value) {
+  const ProfileScope profile(ctx, "fill");
   check_devices("fill", ctx, {&out});
   if (ctx.device().is_cuda()) return cuda::fill(ctx, out, value);
   cpu::fill(out, value);
 }
 
-void linear(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
-            Tensor& out) {
-  check_devices("linear", ctx, {&x, &weight, &bias, &out});
-  check_floating("linear", {&x, &weight, &bias, &out});
-  WB_CHECK(x.ndim() >= 1 && weight.ndim() == 2 && x.dim(-1) == weight.dim(1), "linear: input ",
+namespace {
+
+void check_linear(const char* op, const Context& ctx, const Tensor& x, const Tensor& weight,
+                  const Tensor& bias, const Tensor& out) {
+  check_devices(op, ctx, {&x, &weight, &bias, &out});
+  check_floating(op, {&x, &weight, &bias, &out});
+  WB_CHECK(x.ndim() >= 1 && weight.ndim() == 2 && x.dim(-1) == weight.dim(1), op, ": input ",
            x.describe(), " does not match weight ", weight.describe(), " ([out, in])");
-  WB_CHECK(!bias.defined() || (bias.ndim() == 1 && bias.dim(0) == weight.dim(0)), "linear: bias ",
+  WB_CHECK(!bias.defined() || (bias.ndim() == 1 && bias.dim(0) == weight.dim(0)), op, ": bias ",
            bias.describe(), " does not match weight ", weight.describe());
   Shape expected = x.shape();
   expected.back() = weight.dim(0);
-  WB_CHECK(out.shape() == expected, "linear: output ", out.describe(), ", expected ",
+  WB_CHECK(out.shape() == expected, op, ": output ", out.describe(), ", expected ",
            shape_str(expected));
-  if (ctx.device().is_cuda()) no_cuda_kernel("linear");
+}
+
+// The dtype combinations the cuBLASLt GEMM takes: both operands of one dtype (bf16 or f16 with
+// fp32 accumulation, or f32), the output in f32 or that dtype, a bias in f32 or that dtype.
+void check_cuda_gemm_dtypes(const char* op, const Tensor& a, const Tensor& b, const Tensor& bias,
+                            const Tensor& out) {
+  const DType t = a.dtype();
+  // An f32 bias with a bf16/f16 output is refused: cuBLASLt has no such epilogue, and adding it
+  // after the GEMM's rounding loses the small results of cancelling sums (measured: 4 ulps).
+  const bool ok = b.dtype() == t && (out.dtype() == t || out.dtype() == DType::F32) &&
+                  (!bias.defined() || bias.dtype() == t || out.dtype() == DType::F32);
+  WB_CHECK(ok, op,
+           ": the CUDA GEMM needs both operands in one dtype (f32, bf16 or f16), the "
+           "output in f32 or that dtype, and a bias in the operands' dtype (or f32 with an f32 "
+           "output); got ",
+           a.describe(), ", ", b.describe(),
+           bias.defined() ? ", bias " + bias.describe() : std::string(), " → ", out.describe());
+}
+
+}  // namespace
+
+void linear(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
+            Tensor& out) {
+  const ProfileScope profile(ctx, "linear");
+  check_linear("linear", ctx, x, weight, bias, out);
+  if (ctx.device().is_cuda()) {
+    check_cuda_gemm_dtypes("linear", x, weight, bias, out);
+    return cuda::linear(ctx, x, weight, bias, out);
+  }
   cpu::linear(x, weight, bias, out);
 }
 
+void linear_gelu_tanh(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                      Tensor& out) {
+  const ProfileScope profile(ctx, "linear_gelu_tanh");
+  check_linear("linear_gelu_tanh", ctx, x, weight, bias, out);
+  if (ctx.device().is_cuda()) {
+    check_cuda_gemm_dtypes("linear_gelu_tanh", x, weight, bias, out);
+    return cuda::linear_gelu_tanh(ctx, x, weight, bias, out);
+  }
+  cpu::linear_gelu_tanh(x, weight, bias, out);
+}
+
 void matmul(const Context& ctx, const Tensor& a, const Tensor& b, Tensor& out, bool transpose_b) {
+  const ProfileScope profile(ctx, "matmul");
   check_devices("matmul", ctx, {&a, &b, &out});
   check_floating("matmul", {&a, &b, &out});
   WB_CHECK((a.ndim() == 2 || a.ndim() == 3) && (b.ndim() == 2 || b.ndim() == 3),
@@ -115,12 +156,16 @@ void matmul(const Context& ctx, const Tensor& a, const Tensor& b, Tensor& out, b
   Shape expected = a.ndim() == 3 ? Shape{batch, a.dim(1), n} : Shape{a.dim(0), n};
   WB_CHECK(out.shape() == expected, "matmul: output ", out.describe(), ", expected ",
            shape_str(expected));
-  if (ctx.device().is_cuda()) no_cuda_kernel("matmul");
+  if (ctx.device().is_cuda()) {
+    check_cuda_gemm_dtypes("matmul", a, b, Tensor(), out);
+    return cuda::matmul(ctx, a, b, out, transpose_b);
+  }
   cpu::matmul(a, b, out, transpose_b);
 }
 
 void layer_norm(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
                 float eps, Tensor& out) {
+  const ProfileScope profile(ctx, "layer_norm");
   check_devices("layer_norm", ctx, {&x, &weight, &bias, &out});
   check_floating("layer_norm", {&x, &weight, &bias, &out});
   check_same_shape("layer_norm", x, out);
@@ -128,21 +173,23 @@ void layer_norm(const Context& ctx, const Tensor& x, const Tensor& weight, const
     WB_CHECK(!p->defined() || (p->ndim() == 1 && p->dim(0) == x.dim(-1)), "layer_norm: parameter ",
              p->describe(), " does not match the last dimension of ", x.describe());
   }
-  if (ctx.device().is_cuda()) no_cuda_kernel("layer_norm");
+  if (ctx.device().is_cuda()) return cuda::layer_norm(ctx, x, weight, bias, eps, out);
   cpu::layer_norm(x, weight, bias, eps, out);
 }
 
 void rms_norm(const Context& ctx, const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
+  const ProfileScope profile(ctx, "rms_norm");
   check_devices("rms_norm", ctx, {&x, &weight, &out});
   check_floating("rms_norm", {&x, &weight, &out});
   check_same_shape("rms_norm", x, out);
   WB_CHECK(!weight.defined() || (weight.ndim() == 1 && weight.dim(0) == x.dim(-1)),
            "rms_norm: weight ", weight.describe(), " does not match ", x.describe());
-  if (ctx.device().is_cuda()) no_cuda_kernel("rms_norm");
+  if (ctx.device().is_cuda()) return cuda::rms_norm(ctx, x, weight, eps, out);
   cpu::rms_norm(x, weight, eps, out);
 }
 
 void gelu_tanh(const Context& ctx, const Tensor& x, Tensor& out) {
+  const ProfileScope profile(ctx, "gelu_tanh");
   check_devices("gelu_tanh", ctx, {&x, &out});
   check_floating("gelu_tanh", {&x, &out});
   check_same_shape("gelu_tanh", x, out);
@@ -151,14 +198,16 @@ void gelu_tanh(const Context& ctx, const Tensor& x, Tensor& out) {
 }
 
 void gelu_erf(const Context& ctx, const Tensor& x, Tensor& out) {
+  const ProfileScope profile(ctx, "gelu_erf");
   check_devices("gelu_erf", ctx, {&x, &out});
   check_floating("gelu_erf", {&x, &out});
   check_same_shape("gelu_erf", x, out);
-  if (ctx.device().is_cuda()) no_cuda_kernel("gelu_erf");
+  if (ctx.device().is_cuda()) return cuda::gelu_erf(ctx, x, out);
   cpu::gelu_erf(x, out);
 }
 
 void permute(const Context& ctx, const Tensor& x, const std::vector<int>& perm, Tensor& out) {
+  const ProfileScope profile(ctx, "permute");
   check_devices("permute", ctx, {&x, &out});
   WB_CHECK(x.dtype() == out.dtype(), "permute: dtypes differ: ", x.describe(), " and ",
            out.describe());
@@ -174,22 +223,24 @@ void permute(const Context& ctx, const Tensor& x, const std::vector<int>& perm, 
   }
   WB_CHECK(out.shape() == expected, "permute: output ", out.describe(), ", expected ",
            shape_str(expected));
-  if (ctx.device().is_cuda()) no_cuda_kernel("permute");
+  if (ctx.device().is_cuda()) return cuda::permute(ctx, x, perm, out);
   cpu::permute(x, perm, out);
 }
 
 void sinusoidal_embedding(const Context& ctx, const Tensor& timesteps, Tensor& out) {
+  const ProfileScope profile(ctx, "sinusoidal_embedding");
   check_devices("sinusoidal_embedding", ctx, {&timesteps, &out});
   check_floating("sinusoidal_embedding", {&timesteps, &out});
   WB_CHECK(timesteps.ndim() == 1 && out.ndim() == 2 && out.dim(0) == timesteps.dim(0) &&
                out.dim(1) % 2 == 0,
            "sinusoidal_embedding: timesteps ", timesteps.describe(), " and output ", out.describe(),
            " do not fit ([T] and [T, even dim])");
-  if (ctx.device().is_cuda()) no_cuda_kernel("sinusoidal_embedding");
+  if (ctx.device().is_cuda()) return cuda::sinusoidal_embedding(ctx, timesteps, out);
   cpu::sinusoidal_embedding(timesteps, out);
 }
 
 void silu(const Context& ctx, const Tensor& x, Tensor& out) {
+  const ProfileScope profile(ctx, "silu");
   check_devices("silu", ctx, {&x, &out});
   check_floating("silu", {&x, &out});
   check_same_shape("silu", x, out);
@@ -198,14 +249,16 @@ void silu(const Context& ctx, const Tensor& x, Tensor& out) {
 }
 
 void softmax(const Context& ctx, const Tensor& x, Tensor& out) {
+  const ProfileScope profile(ctx, "softmax");
   check_devices("softmax", ctx, {&x, &out});
   check_floating("softmax", {&x, &out});
   check_same_shape("softmax", x, out);
-  if (ctx.device().is_cuda()) no_cuda_kernel("softmax");
+  if (ctx.device().is_cuda()) return cuda::softmax(ctx, x, out);
   cpu::softmax(x, out);
 }
 
 void add(const Context& ctx, const Tensor& a, const Tensor& b, Tensor& out) {
+  const ProfileScope profile(ctx, "add");
   check_devices("add", ctx, {&a, &b, &out});
   check_floating("add", {&a, &b, &out});
   check_trailing("add", a, b);
@@ -215,6 +268,7 @@ void add(const Context& ctx, const Tensor& a, const Tensor& b, Tensor& out) {
 }
 
 void mul(const Context& ctx, const Tensor& a, const Tensor& b, Tensor& out) {
+  const ProfileScope profile(ctx, "mul");
   check_devices("mul", ctx, {&a, &b, &out});
   check_floating("mul", {&a, &b, &out});
   check_trailing("mul", a, b);
@@ -224,6 +278,7 @@ void mul(const Context& ctx, const Tensor& a, const Tensor& b, Tensor& out) {
 }
 
 void scale(const Context& ctx, const Tensor& x, float factor, Tensor& out) {
+  const ProfileScope profile(ctx, "scale");
   check_devices("scale", ctx, {&x, &out});
   check_floating("scale", {&x, &out});
   check_same_shape("scale", x, out);
@@ -233,6 +288,7 @@ void scale(const Context& ctx, const Tensor& x, float factor, Tensor& out) {
 
 void linear_combination(const Context& ctx, const std::vector<double>& coefficients,
                         const std::vector<const Tensor*>& inputs, Tensor& out) {
+  const ProfileScope profile(ctx, "linear_combination");
   WB_CHECK(!inputs.empty() && coefficients.size() == inputs.size(),
            "linear_combination: ", coefficients.size(), " coefficients for ", inputs.size(),
            " inputs");
@@ -243,36 +299,39 @@ void linear_combination(const Context& ctx, const std::vector<double>& coefficie
     check_floating("linear_combination", {x});
     check_same_shape("linear_combination", *x, out);
   }
-  if (ctx.device().is_cuda()) no_cuda_kernel("linear_combination");
+  if (ctx.device().is_cuda()) return cuda::linear_combination(ctx, coefficients, inputs, out);
   cpu::linear_combination(coefficients, inputs, out);
 }
 
 void layernorm_modulate(const Context& ctx, const Tensor& x, const Tensor& shift,
                         const Tensor& scale, float eps, Tensor& out) {
+  const ProfileScope profile(ctx, "layernorm_modulate");
   check_devices("layernorm_modulate", ctx, {&x, &shift, &scale, &out});
   check_floating("layernorm_modulate", {&x, &shift, &scale, &out});
   WB_CHECK(x.ndim() == 2, "layernorm_modulate: x must be [L, D], got ", x.describe());
   check_same_shape("layernorm_modulate", x, out);
   check_modulation("layernorm_modulate", "shift", x, shift);
   check_modulation("layernorm_modulate", "scale", x, scale);
-  if (ctx.device().is_cuda()) no_cuda_kernel("layernorm_modulate");
+  if (ctx.device().is_cuda()) return cuda::layernorm_modulate(ctx, x, shift, scale, eps, out);
   cpu::layernorm_modulate(x, shift, scale, eps, out);
 }
 
 void gated_residual(const Context& ctx, const Tensor& x, const Tensor& y, const Tensor& gate,
                     Tensor& out) {
+  const ProfileScope profile(ctx, "gated_residual");
   check_devices("gated_residual", ctx, {&x, &y, &gate, &out});
   check_floating("gated_residual", {&x, &y, &gate, &out});
   WB_CHECK(x.ndim() == 2, "gated_residual: x must be [L, D], got ", x.describe());
   check_same_shape("gated_residual", x, y);
   check_same_shape("gated_residual", x, out);
   check_modulation("gated_residual", "gate", x, gate);
-  if (ctx.device().is_cuda()) no_cuda_kernel("gated_residual");
+  if (ctx.device().is_cuda()) return cuda::gated_residual(ctx, x, y, gate, out);
   cpu::gated_residual(x, y, gate, out);
 }
 
 void attention(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
                const AttentionOptions& options) {
+  const ProfileScope profile(ctx, "attention");
   check_devices("attention", ctx, {&q, &k, &v, &out, &options.bias});
   check_floating("attention", {&q, &k, &v, &out, &options.bias});
   WB_CHECK(q.ndim() == 4 && k.ndim() == 4 && v.ndim() == 4 && out.ndim() == 4,
@@ -293,12 +352,15 @@ void attention(const Context& ctx, const Tensor& q, const Tensor& k, const Tenso
   const Shape bias_shape{heads, lq, lk};
   WB_CHECK(!options.bias.defined() || options.bias.shape() == bias_shape, "attention: bias ",
            options.bias.describe(), ", expected ", shape_str(bias_shape));
-  if (ctx.device().is_cuda()) no_cuda_kernel("attention");
+  // CUDA: cuDNN flash attention for bf16/f16 without bias, the fallback kernel otherwise
+  // (WANBATCH_ATTENTION=fallback forces it); see core/cuda/ops.h.
+  if (ctx.device().is_cuda()) return cuda::attention(ctx, q, k, v, out, options);
   cpu::attention(q, k, v, out, options);
 }
 
 void rope_3d(const Context& ctx, const Tensor& x, const RopeGrid& grid, int64_t token_offset,
              Tensor& out) {
+  const ProfileScope profile(ctx, "rope_3d");
   check_devices("rope_3d", ctx, {&x, &out});
   check_floating("rope_3d", {&x, &out});
   WB_CHECK(x.ndim() == 3 && x.dim(2) % 2 == 0, "rope_3d: x must be [L, H, D] with even D, got ",
@@ -311,12 +373,35 @@ void rope_3d(const Context& ctx, const Tensor& x, const RopeGrid& grid, int64_t 
   WB_CHECK(grid.frames <= kMaxPosition && grid.height <= kMaxPosition && grid.width <= kMaxPosition,
            "rope_3d: grid ", grid.frames, "x", grid.height, "x", grid.width,
            " exceeds the 1024 positions of the RoPE table");
-  if (ctx.device().is_cuda()) no_cuda_kernel("rope_3d");
+  if (ctx.device().is_cuda()) return cuda::rope_3d(ctx, x, grid, token_offset, out);
   cpu::rope_3d(x, grid, token_offset, out);
+}
+
+void rms_norm_rope(const Context& ctx, const Tensor& x, const Tensor& weight, float eps,
+                   const RopeGrid& grid, int64_t token_offset, Tensor& out) {
+  const ProfileScope profile(ctx, "rms_norm_rope");
+  check_devices("rms_norm_rope", ctx, {&x, &weight, &out});
+  check_floating("rms_norm_rope", {&x, &weight, &out});
+  WB_CHECK(x.ndim() == 3 && x.dim(2) % 2 == 0,
+           "rms_norm_rope: x must be [L, H, D] with even D, got ", x.describe());
+  check_same_shape("rms_norm_rope", x, out);
+  WB_CHECK(!weight.defined() || (weight.ndim() == 1 && weight.dim(0) == x.dim(1) * x.dim(2)),
+           "rms_norm_rope: weight ", weight.describe(), " must be [H·D] for ", x.describe());
+  WB_CHECK(grid.frames > 0 && grid.height > 0 && grid.width > 0 && token_offset >= 0,
+           "rms_norm_rope: bad grid ", grid.frames, "x", grid.height, "x", grid.width,
+           " or offset ", token_offset);
+  constexpr int64_t kMaxPosition = 1024;  // the reference's frequency table length
+  WB_CHECK(grid.frames <= kMaxPosition && grid.height <= kMaxPosition && grid.width <= kMaxPosition,
+           "rms_norm_rope: grid ", grid.frames, "x", grid.height, "x", grid.width,
+           " exceeds the 1024 positions of the RoPE table");
+  if (ctx.device().is_cuda())
+    return cuda::rms_norm_rope(ctx, x, weight, eps, grid, token_offset, out);
+  cpu::rms_norm_rope(x, weight, eps, grid, token_offset, out);
 }
 
 void rms_norm_channels(const Context& ctx, const Tensor& x, const Tensor& gamma, const Tensor& bias,
                        Tensor& out) {
+  const ProfileScope profile(ctx, "rms_norm_channels");
   check_devices("rms_norm_channels", ctx, {&x, &gamma, &bias, &out});
   check_floating("rms_norm_channels", {&x, &gamma, &bias, &out});
   WB_CHECK(x.ndim() >= 1, "rms_norm_channels: x must be [C, ...], got ", x.describe());
@@ -324,12 +409,13 @@ void rms_norm_channels(const Context& ctx, const Tensor& x, const Tensor& gamma,
   WB_CHECK(gamma.defined(), "rms_norm_channels: gamma is undefined");
   check_channel_vector("rms_norm_channels", "gamma", x, gamma);
   if (bias.defined()) check_channel_vector("rms_norm_channels", "bias", x, bias);
-  if (ctx.device().is_cuda()) no_cuda_kernel("rms_norm_channels");
+  if (ctx.device().is_cuda()) return cuda::rms_norm_channels(ctx, x, gamma, bias, out);
   cpu::rms_norm_channels(x, gamma, bias, out);
 }
 
 void channel_affine(const Context& ctx, const Tensor& x, const Tensor& scale, const Tensor& shift,
                     Tensor& out) {
+  const ProfileScope profile(ctx, "channel_affine");
   check_devices("channel_affine", ctx, {&x, &scale, &shift, &out});
   check_floating("channel_affine", {&x, &scale, &shift, &out});
   WB_CHECK(x.ndim() >= 1, "channel_affine: x must be [C, ...], got ", x.describe());
@@ -337,21 +423,23 @@ void channel_affine(const Context& ctx, const Tensor& x, const Tensor& scale, co
   WB_CHECK(scale.defined() && shift.defined(), "channel_affine: scale and shift are required");
   check_channel_vector("channel_affine", "scale", x, scale);
   check_channel_vector("channel_affine", "shift", x, shift);
-  if (ctx.device().is_cuda()) no_cuda_kernel("channel_affine");
+  if (ctx.device().is_cuda()) return cuda::channel_affine(ctx, x, scale, shift, out);
   cpu::channel_affine(x, scale, shift, out);
 }
 
 void clamp(const Context& ctx, const Tensor& x, float lo, float hi, Tensor& out) {
+  const ProfileScope profile(ctx, "clamp");
   check_devices("clamp", ctx, {&x, &out});
   check_floating("clamp", {&x, &out});
   check_same_shape("clamp", x, out);
   WB_CHECK(lo <= hi, "clamp: lower bound ", lo, " above upper bound ", hi);
-  if (ctx.device().is_cuda()) no_cuda_kernel("clamp");
+  if (ctx.device().is_cuda()) return cuda::clamp(ctx, x, lo, hi, out);
   cpu::clamp(x, lo, hi, out);
 }
 
 void copy_slice(const Context& ctx, const Tensor& src, int dim, int64_t src_begin, Tensor& dst,
                 int64_t dst_begin, int64_t count) {
+  const ProfileScope profile(ctx, "copy_slice");
   check_devices("copy_slice", ctx, {&src, &dst});
   WB_CHECK(src.dtype() == dst.dtype(), "copy_slice: dtypes differ: ", src.describe(), " and ",
            dst.describe());
@@ -366,11 +454,13 @@ void copy_slice(const Context& ctx, const Tensor& src, int dim, int64_t src_begi
                dst_begin + count <= dst.dim(d),
            "copy_slice: ", count, " entries from ", src_begin, " of ", src.describe(), " to ",
            dst_begin, " of ", dst.describe(), " along dimension ", d, " run past the end");
-  if (ctx.device().is_cuda()) no_cuda_kernel("copy_slice");
+  if (ctx.device().is_cuda())
+    return cuda::copy_slice(ctx, src, d, src_begin, dst, dst_begin, count);
   cpu::copy_slice(src, d, src_begin, dst, dst_begin, count);
 }
 
 void repeat_interleave(const Context& ctx, const Tensor& x, int dim, Tensor& out) {
+  const ProfileScope profile(ctx, "repeat_interleave");
   check_devices("repeat_interleave", ctx, {&x, &out});
   WB_CHECK(x.dtype() == out.dtype(), "repeat_interleave: dtypes differ: ", x.describe(), " and ",
            out.describe());
@@ -381,11 +471,12 @@ void repeat_interleave(const Context& ctx, const Tensor& x, int dim, Tensor& out
   for (int i = 0; i < x.ndim(); ++i) ok = ok && (i == d || x.dim(i) == out.dim(i));
   WB_CHECK(ok, "repeat_interleave: output ", out.describe(), " is not ", x.describe(),
            " repeated along dimension ", d);
-  if (ctx.device().is_cuda()) no_cuda_kernel("repeat_interleave");
+  if (ctx.device().is_cuda()) return cuda::repeat_interleave(ctx, x, d, out);
   cpu::repeat_interleave(x, d, out);
 }
 
 void mean_dim(const Context& ctx, const Tensor& x, int dim, Tensor& out) {
+  const ProfileScope profile(ctx, "mean_dim");
   check_devices("mean_dim", ctx, {&x, &out});
   check_floating("mean_dim", {&x, &out});
   const int d = checked_dim("mean_dim", x, dim);
@@ -394,11 +485,12 @@ void mean_dim(const Context& ctx, const Tensor& x, int dim, Tensor& out) {
   WB_CHECK(out.shape() == expected, "mean_dim: output ", out.describe(), ", expected ",
            shape_str(expected));
   WB_CHECK(x.dim(d) > 0, "mean_dim: mean over an empty dimension of ", x.describe());
-  if (ctx.device().is_cuda()) no_cuda_kernel("mean_dim");
+  if (ctx.device().is_cuda()) return cuda::mean_dim(ctx, x, d, out);
   cpu::mean_dim(x, d, out);
 }
 
 void upsample_nearest_2x(const Context& ctx, const Tensor& x, Tensor& out) {
+  const ProfileScope profile(ctx, "upsample_nearest_2x");
   check_devices("upsample_nearest_2x", ctx, {&x, &out});
   check_floating("upsample_nearest_2x", {&x, &out});
   WB_CHECK(x.ndim() >= 2, "upsample_nearest_2x: x must have at least 2 dimensions, got ",
@@ -408,7 +500,7 @@ void upsample_nearest_2x(const Context& ctx, const Tensor& x, Tensor& out) {
   expected.back() *= 2;
   WB_CHECK(out.shape() == expected, "upsample_nearest_2x: output ", out.describe(), ", expected ",
            shape_str(expected));
-  if (ctx.device().is_cuda()) no_cuda_kernel("upsample_nearest_2x");
+  if (ctx.device().is_cuda()) return cuda::upsample_nearest_2x(ctx, x, out);
   cpu::upsample_nearest_2x(x, out);
 }
 
@@ -432,6 +524,7 @@ Shape conv3d_output_shape(const Shape& x, const Shape& weight, const Conv3dParam
 
 void conv3d(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
             const Conv3dParams& params, Tensor& out) {
+  const ProfileScope profile(ctx, "conv3d");
   check_devices("conv3d", ctx, {&x, &weight, &bias, &out});
   check_floating("conv3d", {&x, &weight, &bias, &out});
   for (int64_t p : params.padding) WB_CHECK(p >= 0, "conv3d: negative padding");
@@ -440,7 +533,7 @@ void conv3d(const Context& ctx, const Tensor& x, const Tensor& weight, const Ten
            shape_str(expected));
   WB_CHECK(!bias.defined() || (bias.ndim() == 1 && bias.dim(0) == weight.dim(0)), "conv3d: bias ",
            bias.describe(), " does not match weight ", weight.describe());
-  if (ctx.device().is_cuda()) no_cuda_kernel("conv3d");
+  if (ctx.device().is_cuda()) return cuda::conv3d(ctx, x, weight, bias, params, out);
   cpu::conv3d(x, weight, bias, params, out);
 }
 

@@ -22,6 +22,10 @@ void fill(const Context& ctx, Tensor& out, float value);
 // out[..., N] = x[..., K] · weight[N, K]ᵀ + bias[N] (PyTorch Linear; bias may be undefined).
 void linear(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
             Tensor& out);
+// out = gelu_tanh(linear(x, weight, bias)) in one op (the FFN's first half; on CUDA the GELU runs
+// in the GEMM's epilogue, so the pre-activation never goes through memory).
+void linear_gelu_tanh(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                      Tensor& out);
 // out[B, M, N] = a[B, M, K] · b[B, K, N] (b[B, N, K] when transpose_b); 2-D operands work as B = 1
 // and a 2-D b is shared by every batch.
 void matmul(const Context& ctx, const Tensor& a, const Tensor& b, Tensor& out,
@@ -85,6 +89,12 @@ struct RopeGrid {
 };
 void rope_3d(const Context& ctx, const Tensor& x, const RopeGrid& grid, int64_t token_offset,
              Tensor& out);
+// Wan's self-attention q/k path in one pass (the `rmsnorm_rope` fusion): x [L, H, D] is
+// RMS-normalised over each token's full H·D channels (weight [H·D] or undefined), then rotated as
+// rope_3d does (padding tokens are normalised, not rotated). Equals rms_norm on x viewed as
+// [L, H·D] followed by rope_3d, with the intermediate kept in fp32. out may alias x.
+void rms_norm_rope(const Context& ctx, const Tensor& x, const Tensor& weight, float eps,
+                   const RopeGrid& grid, int64_t token_offset, Tensor& out);
 
 // Wan VAE's RMS_norm (channel first, wan-spec "VAEs"): x [C, ...] is normalised over its first
 // dimension at every position p: out[c, p] = x[c, p] / max(‖x[:, p]‖₂, 1e-12) · sqrt(C) · gamma[c]

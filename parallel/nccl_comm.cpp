@@ -307,9 +307,13 @@ class NcclComm final : public Comm {
                                 stream_);
       NCCL_CHECK(
           ncclAllReduce(wide.raw(), wide.raw(), count, ncclFloat32, ncclSum, comm_, stream_));
-      core::cuda::convert_async(wide.raw(), DType::F32, tensor.raw(), m.dtype, count, sm_count,
-                                stream_);
     });
+    // Rounded back on the compute stream, after the join: a non-blocking communicator may put
+    // the all-reduce on the stream only once run() has seen it queued, so a kernel queued behind
+    // it inside run() could overtake it.
+    DeviceGuard guard(device_);
+    core::cuda::convert_async(wide.raw(), DType::F32, tensor.raw(), m.dtype, count, sm_count,
+                              ctx_.cuda_resources()->stream());
   }
 
   std::unique_ptr<Comm> split(int color, int key) const override {

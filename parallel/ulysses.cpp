@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "core/profiler.h"
 
 namespace wanbatch::parallel {
 namespace {
@@ -34,7 +35,10 @@ void sequence_to_heads(const core::Context& ctx, Comm& comm, const Tensor& local
   Tensor send = view(scratch.send, {n, b, l, h, d}, local);
   ops::permute(ctx, local.reshape({b, l, n, h, d}), {2, 0, 1, 3, 4}, send);
   Tensor recv = view(scratch.recv, {n, b, l, h, d}, local);
-  comm.all_to_all(send, recv);
+  {
+    const core::ProfileScope profile(ctx, "all_to_all");
+    comm.all_to_all(send, recv);
+  }
   // recv is [N (source rank = token block), B, Ll, H/N, D] → [B, N·Ll, H/N, D].
   Tensor out5 = out.reshape({b, n, l, h, d});
   ops::permute(ctx, recv, {1, 0, 2, 3, 4}, out5);
@@ -53,7 +57,10 @@ void heads_to_sequence(const core::Context& ctx, Comm& comm, const Tensor& in,
   Tensor send = view(scratch.send, {n, b, l, h, d}, in);
   ops::permute(ctx, in.reshape({b, n, l, h, d}), {1, 0, 2, 3, 4}, send);
   Tensor recv = view(scratch.recv, {n, b, l, h, d}, in);
-  comm.all_to_all(send, recv);
+  {
+    const core::ProfileScope profile(ctx, "all_to_all");
+    comm.all_to_all(send, recv);
+  }
   // recv is [N (source rank = head block), B, Ll, H/N, D] → [B, Ll, N, H/N, D].
   Tensor out5 = out.reshape({b, l, n, h, d});
   ops::permute(ctx, recv, {1, 2, 0, 3, 4}, out5);
@@ -69,7 +76,10 @@ void gather_sequence(const core::Context& ctx, Comm& comm, const Tensor& local,
            core::shape_str(out_shape));
   // all_gather stacks the ranks' blocks first: [N, B, Ll, P] → [B, N·Ll, P].
   Tensor gathered = view(scratch.recv, {n * b, l, p}, local);
-  comm.all_gather(local, gathered);
+  {
+    const core::ProfileScope profile(ctx, "all_gather");
+    comm.all_gather(local, gathered);
+  }
   Tensor out4 = out.reshape({b, n, l, p});
   ops::permute(ctx, gathered.reshape({n, b, l, p}), {1, 0, 2, 3}, out4);
 }

@@ -9,6 +9,7 @@ namespace wanbatch::core::cpu {
 void cast(const Tensor& x, Tensor& out);
 void fill(Tensor& out, float value);
 void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out);
+void linear_gelu_tanh(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out);
 void matmul(const Tensor& a, const Tensor& b, Tensor& out, bool transpose_b);
 void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& out);
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out);
@@ -29,6 +30,8 @@ void gated_residual(const Tensor& x, const Tensor& y, const Tensor& gate, Tensor
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
                const ops::AttentionOptions& options);
 void rope_3d(const Tensor& x, const ops::RopeGrid& grid, int64_t token_offset, Tensor& out);
+void rms_norm_rope(const Tensor& x, const Tensor& weight, float eps, const ops::RopeGrid& grid,
+                   int64_t token_offset, Tensor& out);
 void rms_norm_channels(const Tensor& x, const Tensor& gamma, const Tensor& bias, Tensor& out);
 void channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift, Tensor& out);
 void clamp(const Tensor& x, float lo, float hi, Tensor& out);

@@ -1,4 +1,4 @@
-// GEMM-based CPU ops: linear and matmul through OpenBLAS (fp32).
+// GEMM-based CPU ops: linear, linear_gelu_tanh and matmul through OpenBLAS (fp32).
 #include <cblas.h>
 
 #include "core/cpu/float_buffers.h"
@@ -23,6 +23,14 @@ void linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& o
     }
   }
   o.commit();
+}
+
+// The reference for the fused op is literally its definition: linear into fp32, then the CPU
+// gelu_tanh (same formula, one rounding to out's dtype at the end).
+void linear_gelu_tanh(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out) {
+  Tensor pre = Tensor::empty(out.shape(), DType::F32);
+  linear(x, weight, bias, pre);
+  gelu_tanh(pre, out);
 }
 
 void matmul(const Tensor& a, const Tensor& b, Tensor& out, bool transpose_b) {

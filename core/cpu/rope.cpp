@@ -67,4 +67,15 @@ void rope_3d(const Tensor& x, const ops::RopeGrid& grid, int64_t token_offset, T
   o.commit();
 }
 
+// The fusion's reference is the composition itself: rms_norm over H·D into an fp32 temporary,
+// then rope_3d from it into out (so out may alias x).
+void rms_norm_rope(const Tensor& x, const Tensor& weight, float eps, const ops::RopeGrid& grid,
+                   int64_t token_offset, Tensor& out) {
+  const int64_t tokens = x.dim(0), width = x.dim(1) * x.dim(2);
+  Tensor normed = Tensor::empty(x.shape(), DType::F32);
+  Tensor normed_rows = normed.reshape({tokens, width});
+  rms_norm(x.reshape({tokens, width}), weight, eps, normed_rows);
+  rope_3d(normed, grid, token_offset, out);
+}
+
 }  // namespace wanbatch::core::cpu

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/ops.h"
+#include "core/profiler.h"
 #include "model/sampling/solver.h"
 
 namespace wanbatch::model::sampling {
@@ -73,7 +74,10 @@ SampleResult sample(const core::Context& ctx, const Experts& experts, const Samp
     } else if (cfg) {
       const Tensor& context = cfg->rank() == 0 ? conditions.context : conditions.context_null;
       model.forward(ctx, input, {&context}, {&cond});
-      cfg->all_gather(cond, pair);
+      {
+        const core::ProfileScope profile(ctx, "all_gather");
+        cfg->all_gather(cond, pair);
+      }
       const int64_t channels = x.dim(0);
       const Tensor both[2] = {pair.slice(0, channels), pair.slice(channels, 2 * channels)};
       core::ops::linear_combination(ctx, {guide, 1.0 - guide}, {&both[0], &both[1]}, cond);

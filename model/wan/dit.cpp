@@ -24,19 +24,28 @@ constexpr int64_t kClipTokens = 257;
 
 }  // namespace
 
-WanDit::WanDit(const DitConfig& config, const Weights& weights, const core::Context& ctx)
-    : config_(config) {
+WanDit::WanDit(const DitConfig& config, const Weights& weights, const core::Context& ctx,
+               DType gemm_dtype)
+    : config_(config), gemm_dtype_(gemm_dtype) {
+  WB_CHECK(gemm_dtype == DType::F32 || gemm_dtype == DType::BF16 || gemm_dtype == DType::F16,
+           "DiT: GEMMs in ", core::dtype_name(gemm_dtype), " are not supported (f32, bf16, f16)");
   // Every tensor the configuration implies, with its shape, and converted for compute.
   std::map<std::string, Shape> expected;
   for (const WeightSpec& spec : dit_weight_specs(config)) expected[spec.name] = spec.shape;
-  auto get = [&](const std::string& name) {
+  // fp32 for what the reference keeps in fp32 (norm weights, modulation, the time embedding, the
+  // head, the patch embedding's few FLOPs); the GEMM dtype for the GEMMs of the blocks, the text
+  // and image embeddings.
+  auto get = [&](const std::string& name, DType dtype = DType::F32) {
     auto it = weights.find(name);
     WB_CHECK(it != weights.end(), "DiT weights: tensor '", name, "' is missing");
     WB_CHECK(it->second.shape() == expected.at(name), "DiT weights: tensor '", name, "' is ",
              it->second.describe(), ", expected ", core::shape_str(expected.at(name)));
-    return it->second.to(DType::F32).to(ctx.device());
+    return it->second.to(dtype).to(ctx.device());
   };
   auto linear = [&](const std::string& name) {
+    return Linear{get(name + ".weight", gemm_dtype), get(name + ".bias", gemm_dtype)};
+  };
+  auto linear_f32 = [&](const std::string& name) {
     return Linear{get(name + ".weight"), get(name + ".bias")};
   };
   const int64_t dim = config.dim;
@@ -44,10 +53,10 @@ WanDit::WanDit(const DitConfig& config, const Weights& weights, const core::Cont
   patch_bias_ = get("patch_embedding.bias");
   text_in_ = linear("text_embedding.0");
   text_out_ = linear("text_embedding.2");
-  time_in_ = linear("time_embedding.0");
-  time_out_ = linear("time_embedding.2");
-  time_projection_ = linear("time_projection.1");
-  head_ = linear("head.head");
+  time_in_ = linear_f32("time_embedding.0");
+  time_out_ = linear_f32("time_embedding.2");
+  time_projection_ = linear_f32("time_projection.1");
+  head_ = linear_f32("head.head");
   head_modulation_ = get("head.modulation").reshape({2, dim});
   if (config.image_branch) {
     img_norm1_weight_ = get("img_emb.proj.0.weight");
@@ -108,7 +117,10 @@ void WanDit::plan(const core::Context& ctx, int64_t batch, int64_t seq_tokens,
   }
   const auto& c = config_;
   const auto device = ctx.device();
-  auto make = [device](const Shape& shape) { return Tensor::empty(shape, DType::F32, device); };
+  const DType low = gemm_dtype_;
+  auto make = [device](const Shape& shape, DType dtype = DType::F32) {
+    return Tensor::empty(shape, dtype, device);
+  };
   const int64_t patch_volume = c.patch_size[0] * c.patch_size[1] * c.patch_size[2];
   b.batch = batch;
   b.tokens = tokens;
@@ -116,11 +128,12 @@ void WanDit::plan(const core::Context& ctx, int64_t batch, int64_t seq_tokens,
   b.time_rows = time_rows;
   const int64_t rows = batch * tokens, text_rows = batch * c.text_len;
   b.image_tokens = image_tokens;
-  for (Tensor* t :
-       {&b.x, &b.normed, &b.q, &b.k, &b.v, &b.attn, &b.proj, &b.cross_attn, &b.img_attn}) {
-    *t = make({rows, c.dim});
+  b.x = make({rows, c.dim});
+  b.head_in = make({rows, c.dim});
+  for (Tensor* t : {&b.normed, &b.q, &b.k, &b.v, &b.attn, &b.proj, &b.cross_attn, &b.img_attn}) {
+    *t = make({rows, c.dim}, low);
   }
-  b.hidden = make({rows, c.ffn_dim});
+  b.hidden = make({rows, c.ffn_dim}, low);
   b.patches = make({seq_tokens, c.in_dim * patch_volume});
   b.input_cat = make({seq_tokens * c.in_dim * patch_volume});
   b.sinusoid = make({time_rows, c.freq_dim});
@@ -132,25 +145,28 @@ void WanDit::plan(const core::Context& ctx, int64_t batch, int64_t seq_tokens,
   b.e0_grouped = make({6, time_rows, c.dim});
   b.head_shift = make({time_rows, c.dim});
   b.head_scale = make({time_rows, c.dim});
-  b.text_padded = make({text_rows, c.text_dim});
-  b.text_hidden = make({text_rows, c.dim});
-  b.text = make({text_rows, c.dim});
-  b.ctx_k = make({text_rows, c.dim});
-  b.ctx_v = make({text_rows, c.dim});
+  b.text_padded = make({text_rows, c.text_dim}, low);
+  b.text_hidden = make({text_rows, c.dim}, low);
+  b.text = make({text_rows, c.dim}, low);
+  b.ctx_k = make({text_rows, c.dim}, low);
+  b.ctx_v = make({text_rows, c.dim}, low);
   if (image_tokens > 0) {
-    b.img_normed = make({image_tokens, c.image_dim});
-    b.img_hidden = make({image_tokens, c.image_dim});
-    b.img = make({image_tokens, c.dim});
-    b.img_k = make({image_tokens, c.dim});
-    b.img_v = make({image_tokens, c.dim});
+    b.img_normed = make({image_tokens, c.image_dim}, low);
+    b.img_hidden = make({image_tokens, c.image_dim}, low);
+    b.img = make({image_tokens, c.dim}, low);
+    b.img_k = make({image_tokens, c.dim}, low);
+    b.img_v = make({image_tokens, c.dim}, low);
   }
   if (sp_) {
     const int64_t n = sp_->size();
     const Shape heads_shape{batch, range.padded, c.num_heads / n, c.head_dim()};
-    for (Tensor* t : {&b.q_heads, &b.k_heads, &b.v_heads, &b.attn_heads}) *t = make(heads_shape);
+    for (Tensor* t : {&b.q_heads, &b.k_heads, &b.v_heads, &b.attn_heads}) {
+      *t = make(heads_shape, low);
+    }
     b.head_all = make({batch, range.padded, patch_volume * c.out_dim});
-    b.exchange.send = make({rows * c.dim});
-    b.exchange.recv = make({std::max(rows * c.dim, n * rows * patch_volume * c.out_dim)});
+    b.exchange.send = make({rows * c.dim}, low);
+    b.exchange.recv = make({rows * c.dim}, low);
+    b.gather.recv = make({n * rows * patch_volume * c.out_dim});
     if (time_rows > 1) b.timestep = make({time_rows});
   }
 }
@@ -183,8 +199,7 @@ void WanDit::embed_context(const core::Context& ctx, const std::vector<const Ten
     const int64_t first = static_cast<int64_t>(i) * text_len;
     b.text_padded.slice(first, first + contexts[i]->dim(0)).copy_from(*contexts[i]);
   }
-  linear(ctx, text_in_, b.text_padded, b.text_hidden);
-  ops::gelu_tanh(ctx, b.text_hidden, b.text_hidden);
+  ops::linear_gelu_tanh(ctx, b.text_padded, text_in_.weight, text_in_.bias, b.text_hidden);
   linear(ctx, text_out_, b.text_hidden, b.text);
   if (b.image_tokens > 0) {  // the same image for every context
     ops::layer_norm(ctx, clip, img_norm1_weight_, img_norm1_bias_, kImageNormEps, b.img_normed);
@@ -253,13 +268,11 @@ void WanDit::run_block(const core::Context& ctx, const Block& block,
   linear(ctx, block.q, b.normed, b.q);
   linear(ctx, block.k, b.normed, b.k);
   linear(ctx, block.v, b.normed, b.v);
-  ops::rms_norm(ctx, b.q, block.norm_q, kEps, b.q);
-  ops::rms_norm(ctx, b.k, block.norm_k, kEps, b.k);
-  for (int64_t i = 0; i < batch; ++i) {
+  for (int64_t i = 0; i < batch; ++i) {  // RMS norm and RoPE fused: one pass over q and k
     Tensor q3 = sample(b.q, i).reshape({tokens, heads, head_dim});
     Tensor k3 = sample(b.k, i).reshape({tokens, heads, head_dim});
-    ops::rope_3d(ctx, q3, grid, range.begin, q3);
-    ops::rope_3d(ctx, k3, grid, range.begin, k3);
+    ops::rms_norm_rope(ctx, q3, block.norm_q, kEps, grid, range.begin, q3);
+    ops::rms_norm_rope(ctx, k3, block.norm_k, kEps, grid, range.begin, k3);
   }
   self_attention(ctx, range);
   linear(ctx, block.o, b.attn, b.proj);
@@ -291,8 +304,7 @@ void WanDit::run_block(const core::Context& ctx, const Block& block,
 
   // Feed-forward with tanh GELU.
   modulate(3, 4);
-  linear(ctx, block.ffn_in, b.normed, b.hidden);
-  ops::gelu_tanh(ctx, b.hidden, b.hidden);
+  ops::linear_gelu_tanh(ctx, b.normed, block.ffn_in.weight, block.ffn_in.bias, b.hidden);
   linear(ctx, block.ffn_out, b.hidden, b.proj);
   gated_residual(5);
 }
@@ -398,18 +410,19 @@ void WanDit::forward(const core::Context& ctx, const DitInput& input,
 
   // Head, every rank's tokens gathered under Ulysses, and unpatchify:
   // (f, h, w, pt, ph, pw, c) → (c, f·pt, h·ph, w·pw).
+  // The head runs in fp32, as the reference's (under an fp32 autocast region).
   for (int64_t i = 0; i < batch; ++i) {
-    Tensor normed = b.normed.slice(i * range.tokens, (i + 1) * range.tokens);
+    Tensor head_in = b.head_in.slice(i * range.tokens, (i + 1) * range.tokens);
     ops::layernorm_modulate(ctx, b.x.slice(i * range.tokens, (i + 1) * range.tokens), b.head_shift,
-                            b.head_scale, kEps, normed);
+                            b.head_scale, kEps, head_in);
   }
-  linear(ctx, head_, b.normed, b.head_out);
+  linear(ctx, head_, b.head_in, b.head_out);
   const int64_t out_width = b.head_out.dim(1);
   Tensor all_tokens = b.head_out;  // [batch · sequence rows, out_width]
   int64_t sequence_rows = tokens;
   if (sp_) {
     parallel::gather_sequence(ctx, *sp_, b.head_out.reshape({batch, range.tokens, out_width}),
-                              b.exchange, b.head_all);
+                              b.gather, b.head_all);
     all_tokens = b.head_all.reshape({batch * range.padded, out_width});
     sequence_rows = range.padded;
   }

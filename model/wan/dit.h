@@ -34,11 +34,16 @@ class WanDit {
   // Tensors by official name (any distribution prefix already stripped).
   using Weights = std::map<std::string, core::Tensor>;
 
-  // Builds the model from named weights, converted to fp32 on the context's device. Throws naming
-  // a missing tensor or a shape that does not fit `config`.
-  WanDit(const DitConfig& config, const Weights& weights, const core::Context& ctx);
+  // Builds the model from named weights on the context's device. Throws naming a missing tensor or
+  // a shape that does not fit `config`. `gemm_dtype` is the precision of the GEMMs and attention
+  // and of the activations between them (wan-spec "DiT forward": bf16 in the official code); the
+  // residual stream, modulation, norms' statistics, the time embedding and the head stay fp32. F32
+  // (the CPU reference) makes everything fp32.
+  WanDit(const DitConfig& config, const Weights& weights, const core::Context& ctx,
+         core::DType gemm_dtype = core::DType::F32);
 
   const DitConfig& config() const { return config_; }
+  core::DType gemm_dtype() const { return gemm_dtype_; }
 
   // Ulysses sequence parallelism over `sp` (DESIGN.md "Parallelism"); null or one rank: off. Every
   // rank of the group calls forward with the same inputs; each embeds and runs only its share of
@@ -82,8 +87,10 @@ class WanDit {
     core::Tensor text, text_hidden, text_padded, img, img_hidden, img_normed;
     core::Tensor input_cat, patches, sinusoid;  // flat: their shapes follow the latent's
     core::Tensor timestep;                      // this rank's per-token timesteps (Ulysses)
+    core::Tensor head_in;                       // the head's fp32 input
     core::Tensor q_heads, k_heads, v_heads, attn_heads, head_all;  // Ulysses only
-    parallel::UlyssesScratch exchange;
+    parallel::UlyssesScratch exchange;                             // q, k, v (GEMM dtype)
+    parallel::UlyssesScratch gather;                               // the output tokens (fp32)
   };
   // This rank's share of the sequence: global token range [begin, begin + tokens), of which the
   // first `valid` are real (the rest pad the sequence to a multiple of the sp size).
@@ -103,6 +110,7 @@ class WanDit {
               core::Tensor& out) const;
 
   DitConfig config_;
+  core::DType gemm_dtype_ = core::DType::F32;
   core::Tensor patch_weight_, patch_bias_;  // patch embedding as a [dim, C·pt·ph·pw] linear
   Linear text_in_, text_out_, time_in_, time_out_, time_projection_, head_;
   core::Tensor head_modulation_;  // [2, dim]

@@ -63,7 +63,9 @@ WanDit load_dit(const std::string& path, const core::Context& ctx, const DitLoad
   for (const auto& [name, tensor] : weights) shapes[name] = tensor.shape();
   const DitConfig config = detect_named(path, shapes, options.num_heads);
   merge_loras(weights, options.loras, options.lora_lenient);
-  return WanDit(config, weights, ctx);
+  const core::DType gemm_dtype =
+      options.gemm_dtype.value_or(ctx.device().is_cuda() ? core::DType::BF16 : core::DType::F32);
+  return WanDit(config, weights, ctx, gemm_dtype);
 }
 
 }  // namespace wanbatch::model::wan

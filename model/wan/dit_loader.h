@@ -15,6 +15,9 @@ struct DitLoadOptions {
   std::optional<int64_t> num_heads;  // default: config.json beside the weights, else dim/128
   std::vector<LoraFile> loras;
   bool lora_lenient = false;  // LoRA keys that fit nothing: warn and skip, not fail
+  // The GEMMs' dtype (WanDit): default bf16 on a GPU, as the official code runs, and f32 on the
+  // CPU, the reference.
+  std::optional<core::DType> gemm_dtype;
 
   static DitLoadOptions with_num_heads(int64_t heads) {
     DitLoadOptions options;

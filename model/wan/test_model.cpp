@@ -1,11 +1,14 @@
 #include "model/wan/test_model.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -35,10 +38,18 @@ core::Tensor random_tensor(const WeightSpec& spec, std::mt19937_64& rng, core::D
   for (int64_t i = 0; i < n; ++i) {
     switch (spec.kind) {
       case Kind::Linear:
-      case Kind::Bias: data[i] = uniform(-bound, bound); break;
-      case Kind::NormWeight: data[i] = uniform(0.9f, 1.1f); break;
-      case Kind::NormBias: data[i] = uniform(-0.1f, 0.1f); break;
-      case Kind::Modulation: data[i] = uniform(-1.7320508f, 1.7320508f) * bound; break;
+      case Kind::Bias:
+        data[i] = uniform(-bound, bound);
+        break;
+      case Kind::NormWeight:
+        data[i] = uniform(0.9f, 1.1f);
+        break;
+      case Kind::NormBias:
+        data[i] = uniform(-0.1f, 0.1f);
+        break;
+      case Kind::Modulation:
+        data[i] = uniform(-1.7320508f, 1.7320508f) * bound;
+        break;
     }
   }
   return dtype == core::DType::F32 ? values : values.to(dtype);
@@ -56,6 +67,26 @@ void write_text(const fs::path& path, const std::string& text) {
 
 }  // namespace
 
+std::map<std::string, core::Tensor> random_dit_weights(const DitConfig& config, uint64_t seed,
+                                                       core::DType dtype) {
+  const std::vector<WeightSpec> specs = dit_weight_specs(config);
+  std::vector<core::Tensor> tensors(specs.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < specs.size(); i = next++) {
+      std::mt19937_64 rng(seed + 0x9e3779b97f4a7c15ULL * (i + 1));
+      tensors[i] = random_tensor(specs[i], rng, dtype);
+    }
+  };
+  std::vector<std::thread> threads;
+  const unsigned count = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned t = 0; t < count; ++t) threads.emplace_back(work);
+  for (std::thread& t : threads) t.join();
+  std::map<std::string, core::Tensor> weights;
+  for (size_t i = 0; i < specs.size(); ++i) weights[specs[i].name] = std::move(tensors[i]);
+  return weights;
+}
+
 void write_test_dit(const DitConfig& config, const std::string& dir, uint64_t seed,
                     core::DType dtype, int64_t shard_bytes) {
   fs::create_directories(dir);
@@ -64,7 +95,8 @@ void write_test_dit(const DitConfig& config, const std::string& dir, uint64_t se
   std::vector<std::vector<const WeightSpec*>> shards(1);
   int64_t shard_size = 0, total = 0;
   for (const WeightSpec& spec : specs) {
-    const int64_t bytes = core::shape_numel(spec.shape) * static_cast<int64_t>(core::dtype_size(dtype));
+    const int64_t bytes =
+        core::shape_numel(spec.shape) * static_cast<int64_t>(core::dtype_size(dtype));
     if (shard_size > 0 && shard_size + bytes > shard_bytes) {
       shards.emplace_back();
       shard_size = 0;

@@ -1,5 +1,5 @@
-// core::ops dispatch on CUDA: an op without a CUDA kernel says so instead of falling back to the
-// CPU, and a tensor on the wrong device is rejected by name.
+// core::ops dispatch on CUDA: a tensor on the wrong device is rejected by name instead of being
+// read from the wrong memory.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -19,16 +19,6 @@ void expect_error_containing(const std::function<void()>& f, const std::string& 
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
   }
-}
-
-TEST(CudaDispatch, OpWithoutCudaKernelIsAClearError) {
-  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
-  const Context ctx = Context::cuda(0);
-  Tensor x = Tensor::zeros({4, 8}, DType::BF16, Device::cuda(0));
-  Tensor out = Tensor::empty({4, 8}, DType::BF16, Device::cuda(0));
-  expect_error_containing([&] { ops::layer_norm(ctx, x, Tensor(), Tensor(), 1e-6f, out); },
-                          "layer_norm: no CUDA kernel");
-  expect_error_containing([&] { ops::softmax(ctx, x, out); }, "softmax: no CUDA kernel");
 }
 
 TEST(CudaDispatch, TensorOnAnotherDeviceIsRejected) {

@@ -2,6 +2,8 @@
 // (tests/reference/ops_reference.py), reduced-precision tensors, and shape errors.
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "core/context.h"
 #include "core/error.h"
 #include "core/ops.h"
@@ -94,6 +96,29 @@ TEST(Ops, MatmulAcceptsBf16) {
   EXPECT_TRUE(test::reduced_precision_matches(
       run, {fx().get("matmul_transpose_b.a"), fx().get("matmul_transpose_b.b")},
       fx().get("matmul_transpose_b.out").shape(), DType::BF16));
+}
+
+// The fused op is defined as linear then gelu_tanh; on the CPU both run in fp32 and the result is
+// rounded once, so the match is exact, with and without bias and for a bf16 output.
+TEST(Ops, LinearGeluTanhIsLinearThenGelu) {
+  const Context ctx = Context::cpu();
+  const Tensor& x = fx().get("linear_bias.x");  // [2, 3, 96]
+  const Tensor& w = fx().get("linear_bias.weight");
+  for (const Tensor& bias : {fx().get("linear_bias.bias"), Tensor()}) {
+    for (DType out_dtype : {DType::F32, DType::BF16}) {
+      SCOPED_TRACE(std::string(bias.defined() ? "bias, " : "no bias, ") +
+                   std::string(dtype_name(out_dtype)) + " out");
+      Tensor pre = empty_like(fx().get("linear_bias.out"));
+      ops::linear(ctx, x, w, bias, pre);
+      Tensor want = empty_like(pre, out_dtype);
+      ops::gelu_tanh(ctx, pre, want);
+      Tensor out = empty_like(pre, out_dtype);
+      ops::linear_gelu_tanh(ctx, x, w, bias, out);
+      EXPECT_TRUE(all_close(out, want, 0.0, 0.0));
+    }
+  }
+  Tensor bad_out = Tensor::empty({2, 3, 41}, DType::F32);
+  EXPECT_THROW(ops::linear_gelu_tanh(ctx, x, w, Tensor(), bad_out), Error);
 }
 
 TEST(Ops, LinearRejectsWrongInnerDim) {

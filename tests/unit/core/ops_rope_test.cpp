@@ -4,6 +4,10 @@
 // copied unchanged, a 480p-size grid deep into the sequence; aliasing, bf16 and shape errors.
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <random>
+#include <vector>
+
 #include "core/context.h"
 #include "core/error.h"
 #include "core/ops.h"
@@ -96,6 +100,58 @@ TEST(Ops, Rope3dAcceptsBf16) {
                                                 fx().get(n + ".out").shape(), DType::BF16))
         << n;
   }
+}
+
+// rms_norm_rope (the rmsnorm_rope fusion) is defined as rms_norm over each token's H·D channels
+// followed by rope_3d, with the intermediate in fp32; on the CPU it must equal that composition
+// bit for bit, padding tokens normalised but not rotated, in place too.
+Tensor random_rows(const Shape& shape, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> uniform(-3.0f, 3.0f);
+  std::vector<float> values(static_cast<size_t>(shape_numel(shape)));
+  for (float& v : values) v = uniform(rng);
+  return Tensor::from_vector(values, shape);
+}
+
+TEST(Ops, RmsNormRopeEqualsRmsNormThenRope) {
+  const Context ctx = Context::cpu();
+  const int64_t tokens = 40, heads = 3, head_dim = 128, width = heads * head_dim;
+  const ops::RopeGrid grid{2, 3, 5};  // 30 real tokens; from offset 5, tokens 25..39 are padding
+  const int64_t offset = 5;
+  const Tensor x = random_rows({tokens, heads, head_dim}, 1);
+  const Tensor weight = random_rows({width}, 2);
+  for (const bool with_weight : {true, false}) {
+    const Tensor w = with_weight ? weight : Tensor();
+    Tensor normed = Tensor::empty({tokens, width}, DType::F32);
+    ops::rms_norm(ctx, x.reshape({tokens, width}), w, 1e-6f, normed);
+    Tensor expected = empty_like(x);
+    ops::rope_3d(ctx, normed.reshape({tokens, heads, head_dim}), grid, offset, expected);
+    Tensor out = empty_like(x);
+    ops::rms_norm_rope(ctx, x, w, 1e-6f, grid, offset, out);
+    EXPECT_TRUE(all_close(out, expected, 0, 0)) << (with_weight ? "weighted" : "no weight");
+    EXPECT_TRUE(all_close(out.slice(25, tokens),
+                          normed.reshape({tokens, heads, head_dim}).slice(25, tokens), 0, 0))
+        << "padding tokens are normalised, not rotated";
+    Tensor inplace = x.clone();
+    ops::rms_norm_rope(ctx, inplace, w, 1e-6f, grid, offset, inplace);
+    EXPECT_TRUE(all_close(inplace, expected, 0, 0)) << "in place";
+  }
+  // bf16 in and out: the fp32 result rounded once.
+  const Tensor x16 = x.to(DType::BF16);
+  Tensor out16 = Tensor::empty(x.shape(), DType::BF16);
+  ops::rms_norm_rope(ctx, x16, weight, 1e-6f, grid, offset, out16);
+  Tensor ref = empty_like(x);
+  ops::rms_norm_rope(ctx, x16.to(DType::F32), weight, 1e-6f, grid, offset, ref);
+  EXPECT_TRUE(all_close(out16, ref, 1e-6, 1.0 / 256)) << "bf16: within one rounding (2^-8)";
+}
+
+TEST(Ops, RmsNormRopeRejectsPerHeadWeight) {
+  Tensor x = Tensor::zeros({10, 2, 128}, DType::F32);
+  Tensor out = Tensor::empty({10, 2, 128}, DType::F32);
+  const Tensor per_head = Tensor::zeros({128}, DType::F32);
+  EXPECT_THROW(ops::rms_norm_rope(Context::cpu(), x, per_head, 1e-6f, {2, 2, 2}, 0, out), Error);
+  Tensor odd = Tensor::zeros({10, 2, 7}, DType::F32);
+  EXPECT_THROW(ops::rms_norm_rope(Context::cpu(), odd, Tensor(), 1e-6f, {2, 2, 2}, 0, odd), Error);
 }
 
 TEST(Ops, Rope3dRejectsOutputOfOtherShape) {

@@ -98,6 +98,31 @@ void expect_batch_matches_single_passes(const std::string& name) {
   EXPECT_NE(batch_a.to_floats(), batch_b.to_floats());
 }
 
+// The GPU's precision (bf16 GEMMs, attention and activations between them; fp32 residual, norms,
+// time embedding and head), run on the CPU: near the float64 reference. bf16 rounds to 2^-9
+// relative; the roundings of 2 layers give about 6e-3 (worst element against the RMS), so 2e-2
+// leaves a margin of 3, while a mistake in the plumbing (a wrong buffer, a lost bias) is off by
+// far more.
+void expect_bf16_path_near_reference(const std::string& name) {
+  auto io = io::SafetensorsFile::open(fixture("dit_" + name + ".io.safetensors"));
+  const core::Context ctx = core::Context::cpu();
+  DitLoadOptions options =
+      DitLoadOptions::with_num_heads(std::stoll(io->metadata().at("num_heads")));
+  options.gemm_dtype = core::DType::BF16;
+  WanDit dit = load_dit(fixture("dit_" + name + ".weights.safetensors"), ctx, options);
+  EXPECT_EQ(dit.gemm_dtype(), core::DType::BF16);
+  const core::Tensor expected = io->tensor("velocity");
+  core::Tensor velocity = core::Tensor::empty(expected.shape(), core::DType::F32);
+  dit.forward(ctx, read_case_input(*io), velocity);
+  EXPECT_TRUE(
+      wanbatch::testing::matches_reference(velocity.to_floats(), expected.to_floats(), 2e-2))
+      << name;
+}
+
+TEST(WanDit, Bf16GemmPathStaysNearTheReference) {
+  for (const char* name : {"t2v", "ti2v", "i2v", "i2v_clip"}) expect_bf16_path_near_reference(name);
+}
+
 TEST(WanDit, GuidanceBatchMatchesSinglePasses) {
   for (const char* name : {"t2v", "ti2v", "i2v_clip"}) {
     SCOPED_TRACE(name);

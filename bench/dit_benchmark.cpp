@@ -1,0 +1,234 @@
+#include "bench/dit_benchmark.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+#include "parallel/groups.h"
+#include "parallel/mpi_runtime.h"
+#ifdef WANBATCH_WITH_CUDA
+#include "parallel/nccl_comm.h"
+#endif
+#include "core/log.h"
+#include "core/ops.h"
+#include "core/profiler.h"
+#include "model/sampling/latent_shape.h"
+#include "model/wan/config.h"
+#include "model/wan/dit.h"
+#include "model/wan/test_model.h"
+
+namespace wanbatch::bench {
+namespace {
+
+using core::DType;
+using core::Tensor;
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+Tensor random_input(const core::Shape& shape, float scale, uint64_t seed, DType dtype,
+                    const core::Context& ctx) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::vector<float> values(static_cast<size_t>(core::shape_numel(shape)));
+  for (float& v : values) v = normal(rng);
+  return Tensor::from_vector(values, shape).to(dtype).to(ctx.device());
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// Median milliseconds of `run` over `iterations` after two warm-ups, each timed from a device
+// synchronization to the next (a forward is long next to the synchronization's cost).
+template <typename F>
+std::vector<double> time_runs(const core::Context& ctx, int warmup, int iterations, F&& run) {
+  for (int i = 0; i < warmup; ++i) run();
+  ctx.synchronize();
+  std::vector<double> ms;
+  for (int i = 0; i < iterations; ++i) {
+    const auto start = core::Clock::now();
+    run();
+    ctx.synchronize();
+    ms.push_back(1000.0 * core::seconds_since(start));
+  }
+  return ms;
+}
+
+// FLOPs of one forward of one sample (wan-spec "DiT forward"): the blocks' GEMMs and attention,
+// the text embedding, patch embedding and head.
+double forward_flops(const model::wan::DitConfig& c, int64_t tokens) {
+  const double l = static_cast<double>(tokens), d = static_cast<double>(c.dim);
+  const double f = static_cast<double>(c.ffn_dim), t = static_cast<double>(c.text_len);
+  const double patch = static_cast<double>(c.patch_size[0] * c.patch_size[1] * c.patch_size[2]);
+  double block = 2 * l * d * d * 4    // self-attention q, k, v, o
+                 + 2 * l * d * d * 2  // cross-attention q, o
+                 + 2 * t * d * d * 2  // cross-attention k, v over the text
+                 + 2 * l * d * f * 2  // FFN
+                 + 4 * l * l * d      // self-attention QKᵀ and PV
+                 + 4 * l * t * d;     // cross-attention
+  if (c.image_branch) block += 2 * 257.0 * d * d * 2 + 4 * l * 257.0 * d;
+  return static_cast<double>(c.num_layers) * block +
+         2 * t * (static_cast<double>(c.text_dim) * d + d * d) +
+         2 * l * d * patch * static_cast<double>(c.in_dim + c.out_dim);
+}
+
+}  // namespace
+
+DitBenchResult run_dit_benchmark(const core::Context& ctx, const DitBenchOptions& options,
+                                 parallel::Comm* sp) {
+  const model::wan::DitConfig config = model::wan::preset(options.variant);
+  const int n = sp ? sp->size() : 1;
+  WB_CHECK(config.num_heads % n == 0, "--ulysses ", n, " does not divide ", options.variant, "'s ",
+           config.num_heads, " heads");
+  const core::Shape latent_shape =
+      model::sampling::latent_shape(config.out_dim, options.width, options.height, options.frames);
+  const auto& p = config.patch_size;
+  DitBenchResult r;
+  r.sp = n;
+  r.tokens = latent_shape[1] / p[0] * (latent_shape[2] / p[1]) * (latent_shape[3] / p[2]);
+  r.flops = forward_flops(config, r.tokens);
+  const DType gemm = ctx.device().is_cuda() ? DType::BF16 : DType::F32;
+
+  WB_LOG(info) << options.variant << ": random " << core::dtype_name(DType::BF16) << " weights, "
+               << r.tokens << " tokens";
+  core::reset_device_peak_bytes(ctx);
+  std::optional<model::wan::WanDit> dit;
+  {
+    const auto weights = model::wan::random_dit_weights(config, options.seed, DType::BF16);
+    double bytes = 0;
+    for (const auto& [name, t] : weights) bytes += static_cast<double>(t.nbytes());
+    r.weights_gib = bytes / kGiB;
+    dit.emplace(config, weights, ctx, gemm);
+  }
+  dit->set_sequence_parallel(sp);
+
+  model::wan::DitInput input;
+  input.latent = random_input(latent_shape, 1.0f, options.seed + 1, DType::F32, ctx);
+  input.timestep = Tensor::from_vector(std::vector<float>{500.0f}, {1}).to(ctx.device());
+  input.context =
+      random_input({options.text_tokens, config.text_dim}, 0.1f, options.seed + 2, DType::F32, ctx);
+  if (config.in_dim > config.out_dim) {
+    core::Shape y_shape = latent_shape;
+    y_shape[0] = config.in_dim - config.out_dim;
+    input.y = random_input(y_shape, 1.0f, options.seed + 3, DType::F32, ctx);
+  }
+  if (config.image_branch) {
+    input.clip = random_input({257, config.image_dim}, 1.0f, options.seed + 4, DType::F32, ctx);
+  }
+  Tensor velocity = Tensor::empty(latent_shape, DType::F32, ctx.device());
+
+  const std::vector<double> ms = time_runs(ctx, options.warmup, options.iterations,
+                                           [&] { dit->forward(ctx, input, velocity); });
+  r.forward_ms = median(ms);
+  r.min_ms = *std::min_element(ms.begin(), ms.end());
+  r.max_ms = *std::max_element(ms.begin(), ms.end());
+  r.tflops_per_gpu = r.flops / (r.forward_ms * 1e-3) / n / 1e12;
+  r.peak_gib = static_cast<double>(core::device_peak_bytes(ctx)) / kGiB;
+
+  // The breakdown: one forward with every op timed on its own.
+  core::OpProfiler profiler;
+  core::Context profiled = ctx;
+  profiled.set_profiler(&profiler);
+  dit->forward(profiled, input, velocity);
+  double total = 0;
+  for (const auto& [name, seconds] : profiler.seconds()) {
+    const std::string group = name == "linear" || name == "linear_gelu_tanh" || name == "matmul"
+                                  ? "gemm"
+                              : name == "attention"                          ? "attention"
+                              : name == "all_to_all" || name == "all_gather" ? "communication"
+                                                                             : "other";
+    r.breakdown_ms[group] += 1000.0 * seconds;
+    total += 1000.0 * seconds;
+  }
+  r.breakdown_ms["profiled_total"] = total;
+
+  // Ceilings at this rank's shapes: the FFN's first GEMM, and attention over the whole sequence
+  // for this rank's heads.
+  const int64_t rows = (r.tokens + n - 1) / n;
+  {
+    const Tensor x = random_input({rows, config.dim}, 1.0f, 11, gemm, ctx);
+    const Tensor w = random_input({config.ffn_dim, config.dim}, 0.02f, 12, gemm, ctx);
+    Tensor out = Tensor::empty({rows, config.ffn_dim}, gemm, ctx.device());
+    const double t = median(time_runs(ctx, 2, 10, [&] { core::ops::linear(ctx, x, w, {}, out); }));
+    r.gemm_ceiling_tflops = 2.0 * rows * config.ffn_dim * config.dim / (t * 1e-3) / 1e12;
+  }
+  {
+    const int64_t heads = config.num_heads / n, hd = config.head_dim();
+    const core::Shape shape{1, r.tokens, heads, hd};
+    const Tensor q = random_input(shape, 1.0f, 13, gemm, ctx);
+    const Tensor k = random_input(shape, 1.0f, 14, gemm, ctx);
+    const Tensor v = random_input(shape, 1.0f, 15, gemm, ctx);
+    Tensor out = Tensor::empty(shape, gemm, ctx.device());
+    const double t = median(time_runs(ctx, 2, 5, [&] { core::ops::attention(ctx, q, k, v, out); }));
+    r.attention_ceiling_tflops =
+        4.0 * static_cast<double>(r.tokens) * r.tokens * heads * hd / (t * 1e-3) / 1e12;
+  }
+  return r;
+}
+
+namespace {
+
+// The GPU of this rank: the launcher's node-local rank modulo the devices.
+int local_device() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"}) {
+    if (const char* value = std::getenv(name)) return std::atoi(value) % core::cuda_device_count();
+  }
+  return 0;
+}
+
+}  // namespace
+
+int run_dit_benchmark_command(const DitBenchOptions& options, int ulysses, bool cpu) {
+  WB_CHECK(options.iterations >= 1 && options.warmup >= 0,
+           "--iterations must be at least 1 and --warmup at least 0");
+  WB_CHECK(cpu || core::cuda_device_count() > 0,
+           "no GPU here (or a build without CUDA): give --cpu to run the benchmark on the CPU");
+  parallel::MpiRuntime runtime;
+  const std::unique_ptr<parallel::Comm> world = parallel::world(runtime);
+  const parallel::Groups groups = parallel::Groups::make(*world, ulysses, false, 0);
+  WB_CHECK(groups.topology.dp == 1, "bench runs one forward: start it on --ulysses ranks, not ",
+           world->size());
+  const core::Context ctx = cpu ? core::Context::cpu() : core::Context::cuda(local_device());
+  std::unique_ptr<parallel::Comm> nccl;
+  parallel::Comm* sp = groups.sp.get();
+#ifdef WANBATCH_WITH_CUDA
+  if (!cpu && groups.topology.sp > 1) {
+    nccl = parallel::make_nccl_comm(*groups.sp, ctx);
+    sp = nccl.get();
+  }
+#endif
+  const DitBenchResult result = run_dit_benchmark(ctx, options, sp);
+  if (world->rank() == 0) {
+    WB_LOG(info) << "forward " << result.forward_ms << " ms (min " << result.min_ms << ", max "
+                 << result.max_ms << "), " << result.flops / 1e12 << " TFLOP per forward";
+    std::cout << result_line(options, result, world->size()) << std::endl;
+  }
+  return 0;
+}
+
+std::string result_line(const DitBenchOptions& o, const DitBenchResult& r, int gpus) {
+  auto ms = [&](const char* key) {
+    const auto it = r.breakdown_ms.find(key);
+    return it == r.breakdown_ms.end() ? 0.0 : it->second;
+  };
+  char line[640];
+  std::snprintf(line, sizeof line,
+                "bench variant=%s size=%lldx%lld frames=%lld gpus=%d sp=%d tokens=%lld "
+                "forward_ms=%.4g tflops=%.4g peak_gib=%.4g weights_gib=%.4g gemm_ms=%.4g "
+                "attention_ms=%.4g communication_ms=%.4g other_ms=%.4g "
+                "gemm_ceiling_tflops=%.4g attention_ceiling_tflops=%.4g",
+                o.variant.c_str(), static_cast<long long>(o.width),
+                static_cast<long long>(o.height), static_cast<long long>(o.frames), gpus, r.sp,
+                static_cast<long long>(r.tokens), r.forward_ms, r.tflops_per_gpu, r.peak_gib,
+                r.weights_gib, ms("gemm"), ms("attention"), ms("communication"), ms("other"),
+                r.gemm_ceiling_tflops, r.attention_ceiling_tflops);
+  return line;
+}
+
+}  // namespace wanbatch::bench

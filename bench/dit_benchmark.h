@@ -1,0 +1,49 @@
+// The DiT forward benchmark behind `wanbatch bench` (issue 8): a model of a released variant's
+// real size with random bf16 weights, one forward at a video size, timed as the median of several
+// runs after warm-up; its FLOPs and TFLOP/s; a breakdown from one profiled run (GEMM, attention,
+// communication, other); peak device memory; and the ceilings measured in the same run at the
+// same shapes (a bf16 GEMM and the attention of the whole sequence).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "core/context.h"
+#include "parallel/comm.h"
+
+namespace wanbatch::bench {
+
+struct DitBenchOptions {
+  std::string variant;  // a preset name (model/wan/config.h)
+  int64_t width = 832, height = 480, frames = 81;
+  int iterations = 5, warmup = 2;
+  uint64_t seed = 0;
+  int64_t text_tokens = 128;  // the prompt's real tokens (the model pads to text_len)
+};
+
+struct DitBenchResult {
+  int64_t tokens = 0;  // the whole sequence
+  int sp = 1;
+  double flops = 0;  // one forward, all ranks together
+  double forward_ms = 0, min_ms = 0, max_ms = 0;
+  double tflops_per_gpu = 0;
+  double weights_gib = 0, peak_gib = 0;
+  std::map<std::string, double> breakdown_ms;  // gemm, attention, communication, other
+  double gemm_ceiling_tflops = 0, attention_ceiling_tflops = 0;
+};
+
+// Collective over `sp` when given (Ulysses over its ranks; every rank passes the same options).
+DitBenchResult run_dit_benchmark(const core::Context& ctx, const DitBenchOptions& options,
+                                 parallel::Comm* sp);
+
+// The whole benchmark as a command runs it: MPI start-up, the sp group (NCCL on GPUs), this rank's
+// GPU (its node-local rank modulo the devices; the CPU with `cpu`), then rank 0 prints the
+// summary and the key=value line. Returns the exit status.
+int run_dit_benchmark_command(const DitBenchOptions& options, int ulysses, bool cpu);
+
+// The machine-readable last line: "bench variant=... size=WxH frames=F gpus=N sp=N forward_ms=...
+// tflops=... peak_gib=..." and the rest of the figures.
+std::string result_line(const DitBenchOptions& options, const DitBenchResult& result, int gpus);
+
+}  // namespace wanbatch::bench

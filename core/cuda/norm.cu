@@ -1,0 +1,598 @@
+// CUDA kernels of the row-wise ops in core/cuda/ops.h — layer_norm, rms_norm, the Wan fusions
+// layernorm_modulate and gated_residual, softmax — and of the small element-wise ones gelu_erf,
+// clamp, linear_combination and sinusoidal_embedding. Inputs and outputs are f32, bf16 or f16,
+// each independently; arithmetic is fp32 (fp64 where the CPU twin's contract says "in double").
+// Row ops run one block per row: the row is read once into shared memory as fp32 (when it fits),
+// the statistics are two-pass (mean, then centred squares) with warp-shuffle block reductions, and
+// the epilogue writes with 4-wide stores. core/ops.cpp has already checked devices and shapes.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "core/cuda/check.h"
+#include "core/cuda/ops.h"
+#include "core/cuda/resources.h"
+#include "core/error.h"
+
+namespace wanbatch::core::cuda {
+namespace {
+
+// ---- fp32 loads and stores (round to nearest even, as core/dtype.cpp) -------------------------
+
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+
+template <typename T>
+__device__ __forceinline__ T from_float(float v);
+template <>
+__device__ __forceinline__ float from_float<float>(float v) {
+  return v;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+template <>
+__device__ __forceinline__ __half from_float<__half>(float v) {
+  return __float2half_rn(v);
+}
+
+// Four consecutive elements as one aligned access (16 bytes for f32, 8 for bf16/f16).
+template <typename T>
+struct alignas(4 * sizeof(T)) Pack4 {
+  T v[4];
+};
+
+template <typename T>
+__device__ __forceinline__ void load4(const T* p, float (&f)[4]) {
+  const Pack4<T> pack = *reinterpret_cast<const Pack4<T>*>(p);
+#pragma unroll
+  for (int k = 0; k < 4; ++k) f[k] = to_float(pack.v[k]);
+}
+
+template <typename T>
+__device__ __forceinline__ void store4(T* p, const float (&f)[4]) {
+  Pack4<T> pack;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) pack.v[k] = from_float<T>(f[k]);
+  *reinterpret_cast<Pack4<T>*>(p) = pack;
+}
+
+// Small parameter vectors (weights, shift, scale, gate, timesteps) keep their own dtype, known
+// only at run time; the switch is uniform across the block.
+__device__ __forceinline__ float load_any(const void* p, DType dtype, int64_t i) {
+  switch (dtype) {
+    case DType::BF16:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+    case DType::F16:
+      return __half2float(static_cast<const __half*>(p)[i]);
+    default:
+      return static_cast<const float*>(p)[i];
+  }
+}
+
+__device__ __forceinline__ void store_any(void* p, DType dtype, int64_t i, float v) {
+  switch (dtype) {
+    case DType::BF16:
+      static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
+      break;
+    case DType::F16:
+      static_cast<__half*>(p)[i] = __float2half_rn(v);
+      break;
+    default:
+      static_cast<float*>(p)[i] = v;
+      break;
+  }
+}
+
+// ---- block reductions ------------------------------------------------------------------------
+
+struct SumOp {
+  __device__ float operator()(float a, float b) const { return a + b; }
+};
+struct MaxOp {
+  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+template <typename Op>
+__device__ __forceinline__ float warp_reduce(float v, Op op) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1)
+    v = op(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  return v;
+}
+
+// Every thread gets the block's total. blockDim.x is a multiple of 32; `scratch` holds 32 floats.
+// The leading barrier lets the caller reduce again with the same scratch right away.
+template <typename Op>
+__device__ float block_reduce(float v, float* scratch, Op op, float identity) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  v = warp_reduce(v, op);
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  return warp_reduce(lane < warps ? scratch[lane] : identity, op);
+}
+
+// ---- row-wise normalisations -----------------------------------------------------------------
+
+enum class NormKind { kLayer, kRms, kModulate };
+
+// A per-column parameter: [D] or [1, D] (row_stride 0) or [L, D] (row_stride D); null if absent.
+struct Param {
+  const void* data = nullptr;
+  DType dtype = DType::F32;
+  int64_t row_stride = 0;
+  __device__ float at(int64_t row, int64_t j) const {
+    return load_any(data, dtype, row * row_stride + j);
+  }
+};
+
+struct NormArgs {
+  const void* x;
+  void* out;
+  int64_t width;
+  float eps;
+  bool vec;            // rows start 4-element aligned and width % 4 == 0: 4-wide loads and stores
+  bool cached;         // the row fits in dynamic shared memory (width floats)
+  Param weight, bias;  // layer_norm / rms_norm affine (either may be absent)
+  Param shift, scale;  // layernorm_modulate
+};
+
+// Rows at most this wide are kept in shared memory as fp32 (32 KiB, within the default limit);
+// wider rows are re-read from global memory (L2) by the later passes.
+constexpr int64_t kMaxCachedWidth = 8192;
+
+// Threads per row block: about four 4-element groups per thread, 32 to 512 threads.
+int row_threads(int64_t width) {
+  const int64_t groups = (width + 3) / 4;
+  int threads = 32;
+  while (threads < 512 && threads * 4 < groups) threads *= 2;
+  return threads;
+}
+
+template <typename Tx>
+__device__ __forceinline__ float row_value(const NormArgs& a, const Tx* x, const float* cache,
+                                           int64_t j) {
+  return a.cached ? cache[j] : to_float(x[j]);
+}
+
+// One block per row. Pass 1 loads the row (caching it) and sums x (layer) or x² (rms); pass 2
+// (layer kinds) sums the centred squares; pass 3 writes. The CPU twin does the same in double;
+// fp32 here is within ~1e-6 relative for Wan's widths. out may alias x: every element is read
+// before the block's first reduction finishes, and written by the thread that read it.
+template <typename Tx, typename To, NormKind kKind>
+__global__ void row_norm_kernel(NormArgs a) {
+  extern __shared__ float cache[];
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x, width = a.width;
+  const Tx* x = static_cast<const Tx*>(a.x) + row * width;
+  To* out = static_cast<To*>(a.out) + row * width;
+  const int64_t first = a.vec ? 4 * static_cast<int64_t>(threadIdx.x) : threadIdx.x;
+  const int64_t step = a.vec ? 4 * static_cast<int64_t>(blockDim.x) : blockDim.x;
+  constexpr bool kRms = kKind == NormKind::kRms;
+
+  float sum = 0.0f;
+  if (a.vec) {
+    for (int64_t j = first; j < width; j += step) {
+      float f[4];
+      load4(x + j, f);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        if (a.cached) cache[j + k] = f[k];
+        sum += kRms ? f[k] * f[k] : f[k];
+      }
+    }
+  } else {
+    for (int64_t j = first; j < width; j += step) {
+      const float v = to_float(x[j]);
+      if (a.cached) cache[j] = v;
+      sum += kRms ? v * v : v;
+    }
+  }
+  sum = block_reduce(sum, scratch, SumOp{}, 0.0f);
+
+  float mean = 0.0f, residual = 0.0f, inv = 0.0f;
+  if constexpr (kRms) {
+    inv = 1.0f / sqrtf(sum / static_cast<float>(width) + a.eps);
+  } else {
+    mean = sum / static_cast<float>(width);
+    // Corrected two-pass: Σ(x − mean) recovers what rounding the mean to fp32 lost, so the
+    // normalisation subtracts the mean to better than fp32 (a row with a small spread would
+    // otherwise amplify the mean's rounding by 1/std).
+    float centred = 0.0f;
+    // Same element-to-thread mapping as pass 1, so a cached value is read by the thread that wrote
+    // it; the barrier inside block_reduce above already ordered it anyway.
+    for (int64_t j0 = first; j0 < width; j0 += step) {
+      const int count = a.vec ? 4 : 1;
+      for (int k = 0; k < count; ++k) {
+        const float d = row_value(a, x, cache, j0 + k) - mean;
+        residual += d;
+        centred += d * d;
+      }
+    }
+    residual = block_reduce(residual, scratch, SumOp{}, 0.0f) / static_cast<float>(width);
+    centred = block_reduce(centred, scratch, SumOp{}, 0.0f);
+    inv = 1.0f /
+          sqrtf(fmaxf(centred / static_cast<float>(width) - residual * residual, 0.0f) + a.eps);
+  }
+
+  // The epilogue in the CPU twin's order of roundings; _rn keeps nvcc from contracting to FMA.
+  auto finish = [&](int64_t j, float v) {
+    float r;
+    if constexpr (kRms) {
+      r = __fmul_rn(v, inv);
+    } else {
+      r = __fmul_rn(__fsub_rn(__fsub_rn(v, mean), residual), inv);
+    }
+    if constexpr (kKind == NormKind::kModulate) {
+      r = __fadd_rn(__fmul_rn(r, __fadd_rn(1.0f, a.scale.at(row, j))), a.shift.at(row, j));
+    } else {
+      if (a.weight.data) r = __fmul_rn(r, a.weight.at(0, j));
+      if (a.bias.data) r = __fadd_rn(r, a.bias.at(0, j));
+    }
+    return r;
+  };
+  if (a.vec) {
+    for (int64_t j = first; j < width; j += step) {
+      float f[4];
+      if (a.cached) {
+#pragma unroll
+        for (int k = 0; k < 4; ++k) f[k] = cache[j + k];
+      } else {
+        load4(x + j, f);
+      }
+#pragma unroll
+      for (int k = 0; k < 4; ++k) f[k] = finish(j + k, f[k]);
+      store4(out + j, f);
+    }
+  } else {
+    for (int64_t j = first; j < width; j += step) {
+      out[j] = from_float<To>(finish(j, row_value(a, x, cache, j)));
+    }
+  }
+}
+
+// Softmax over each row: max, then Σ exp(x − max), then exp(x − max) / Σ. The cache holds the
+// exponentials after pass 2 so they are computed once.
+template <typename Tx, typename To>
+__global__ void softmax_kernel(const Tx* x_all, To* out_all, int64_t width, bool cached) {
+  extern __shared__ float cache[];
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x;
+  const Tx* x = x_all + row * width;
+  To* out = out_all + row * width;
+  float peak = -INFINITY;
+  for (int64_t j = threadIdx.x; j < width; j += blockDim.x) {
+    const float v = to_float(x[j]);
+    if (cached) cache[j] = v;
+    peak = fmaxf(peak, v);
+  }
+  peak = block_reduce(peak, scratch, MaxOp{}, -INFINITY);
+  float sum = 0.0f;
+  for (int64_t j = threadIdx.x; j < width; j += blockDim.x) {
+    const float e = expf((cached ? cache[j] : to_float(x[j])) - peak);
+    if (cached) cache[j] = e;
+    sum += e;
+  }
+  sum = block_reduce(sum, scratch, SumOp{}, 0.0f);
+  for (int64_t j = threadIdx.x; j < width; j += blockDim.x) {
+    const float e = cached ? cache[j] : expf(to_float(x[j]) - peak);
+    out[j] = from_float<To>(__fdiv_rn(e, sum));
+  }
+}
+
+// out = x + y · gate for x, y, out [L, D] and gate [D], [1, D] or [L, D]; one block per row.
+// out may alias x (each element is read and written by one thread).
+template <typename Tx, typename Ty, typename To>
+__global__ void gated_residual_kernel(const Tx* x_all, const Ty* y_all, To* out_all, Param gate,
+                                      int64_t width, bool vec) {
+  const int64_t row = blockIdx.x;
+  const Tx* x = x_all + row * width;
+  const Ty* y = y_all + row * width;
+  To* out = out_all + row * width;
+  if (vec) {
+    for (int64_t j = 4 * static_cast<int64_t>(threadIdx.x); j < width; j += 4 * blockDim.x) {
+      float a[4], b[4], r[4];
+      load4(x + j, a);
+      load4(y + j, b);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) r[k] = __fadd_rn(a[k], __fmul_rn(b[k], gate.at(row, j + k)));
+      store4(out + j, r);
+    }
+  } else {
+    for (int64_t j = threadIdx.x; j < width; j += blockDim.x) {
+      out[j] =
+          from_float<To>(__fadd_rn(to_float(x[j]), __fmul_rn(to_float(y[j]), gate.at(row, j))));
+    }
+  }
+}
+
+// ---- element-wise ----------------------------------------------------------------------------
+
+__device__ __forceinline__ int64_t first_index() {
+  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ int64_t grid_stride() {
+  return static_cast<int64_t>(blockDim.x) * gridDim.x;
+}
+
+// Exact GELU written with erfc: x·Φ(x) = ½·x·erfc(−x/√2). The textbook ½·x·(1 + erf(x/√2))
+// cancels for negative x in fp32; erfc keeps full relative precision there.
+struct GeluErfOp {
+  __device__ float operator()(float x) const { return 0.5f * x * erfcf(-x * 0.70710678118654752f); }
+};
+// The CPU's std::min(std::max(v, lo), hi) exactly, NaN included (it passes through).
+struct ClampOp {
+  float lo, hi;
+  __device__ float operator()(float v) const {
+    const float low = v < lo ? lo : v;
+    return hi < low ? hi : low;
+  }
+};
+
+template <typename Tx, typename To, typename Op>
+__global__ void unary_kernel(const Tx* x, To* out, int64_t n, Op op) {
+  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+    out[i] = from_float<To>(op(to_float(x[i])));
+  }
+}
+
+// Inputs of one linear_combination, passed by value (kernel parameter space).
+constexpr int kMaxCombinationInputs = 16;
+struct CombinationArgs {
+  const void* inputs[kMaxCombinationInputs];
+  DType dtypes[kMaxCombinationInputs];
+  double coefficients[kMaxCombinationInputs];
+  int count;
+};
+
+// Σ c_k · x_k in double, in the CPU's order, rounded once; _rn keeps it free of FMA contraction
+// so the f32 result equals the CPU's bit for bit. out may alias an input (same element, one
+// thread, read before written).
+__global__ void linear_combination_kernel(CombinationArgs a, void* out, DType out_dtype,
+                                          int64_t n) {
+  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+    double sum = 0.0;
+    for (int k = 0; k < a.count; ++k) {
+      const double v = load_any(a.inputs[k], a.dtypes[k], i);
+      sum = __dadd_rn(sum, __dmul_rn(a.coefficients[k], v));
+    }
+    store_any(out, out_dtype, i, static_cast<float>(sum));
+  }
+}
+
+// out[r, i] = cos(t_r·f_i), out[r, half + i] = sin(t_r·f_i), f_i = 10000^(−i/half), in double.
+__global__ void sinusoidal_kernel(const void* timesteps, DType t_dtype, void* out, DType out_dtype,
+                                  int64_t count, int64_t half) {
+  for (int64_t e = first_index(); e < count * half; e += grid_stride()) {
+    const int64_t r = e / half, i = e % half;
+    const double t = load_any(timesteps, t_dtype, r);
+    const double angle = t * pow(10000.0, -static_cast<double>(i) / static_cast<double>(half));
+    double s, c;
+    sincos(angle, &s, &c);
+    store_any(out, out_dtype, r * 2 * half + i, static_cast<float>(c));
+    store_any(out, out_dtype, r * 2 * half + half + i, static_cast<float>(s));
+  }
+}
+
+// ---- host side -------------------------------------------------------------------------------
+
+const Resources& resources_of(const Context& ctx) {
+  const Resources* resources = ctx.cuda_resources();
+  WB_CHECK(resources != nullptr, "CUDA op on context ", ctx.device().str(),
+           ", which has no CUDA stream (create it with Context::cuda)");
+  return *resources;
+}
+
+bool is_op_float(DType dtype) {
+  return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16;
+}
+
+void check_float(const char* op, std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts) {
+    if (!t->defined()) continue;
+    WB_CHECK(is_op_float(t->dtype()), op, ": CUDA kernel takes f32, bf16 or f16, got ",
+             t->describe());
+  }
+}
+
+// Calls f with a value of the C++ type holding `dtype` (f32, bf16 or f16).
+template <typename F>
+void with_type(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::BF16:
+      return f(__nv_bfloat16{});
+    case DType::F16:
+      return f(__half{});
+    default:
+      return f(float{});
+  }
+}
+
+bool aligned4(const void* p, size_t element) {
+  return reinterpret_cast<uintptr_t>(p) % (4 * element) == 0;
+}
+
+Param param_of(const Tensor& t, int64_t rows) {
+  Param p;
+  if (!t.defined()) return p;
+  p.data = t.raw();
+  p.dtype = t.dtype();
+  // [L, D] with L > 1 is per row; [D] and [1, D] broadcast (rows == 1 makes both the same).
+  p.row_stride = (t.ndim() == 2 && t.dim(0) > 1 && rows > 1) ? t.dim(1) : 0;
+  return p;
+}
+
+template <NormKind kKind>
+void launch_norm(const char* op, const Context& ctx, const Tensor& x, Tensor& out, NormArgs a) {
+  const int64_t width = x.dim(-1);
+  if (x.numel() == 0 || width == 0) return;
+  const int64_t rows = x.numel() / width;
+  WB_CHECK(rows <= INT32_MAX, op, ": ", rows, " rows exceed one grid");
+  const Resources& r = resources_of(ctx);
+  DeviceGuard guard(r.device());
+  a.x = x.raw();
+  a.out = out.raw();
+  a.width = width;
+  a.vec = width % 4 == 0 && aligned4(x.raw(), dtype_size(x.dtype())) &&
+          aligned4(out.raw(), dtype_size(out.dtype()));
+  a.cached = width <= kMaxCachedWidth;
+  const size_t smem = a.cached ? static_cast<size_t>(width) * sizeof(float) : 0;
+  const int threads = row_threads(width);
+  with_type(x.dtype(), [&](auto tx) {
+    with_type(out.dtype(), [&](auto to) {
+      using Tx = decltype(tx);
+      using To = decltype(to);
+      row_norm_kernel<Tx, To, kKind><<<static_cast<unsigned>(rows), threads, smem, r.stream()>>>(a);
+    });
+  });
+  CUDA_CHECK_LAUNCH("row_norm_kernel");
+}
+
+template <typename Op>
+void launch_unary(const char* op, const Context& ctx, const Tensor& x, Tensor& out, Op fn) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  check_float(op, {&x, &out});
+  const Resources& r = resources_of(ctx);
+  DeviceGuard guard(r.device());
+  const unsigned blocks = grid_blocks(n, r.sm_count());
+  with_type(x.dtype(), [&](auto tx) {
+    with_type(out.dtype(), [&](auto to) {
+      using Tx = decltype(tx);
+      using To = decltype(to);
+      unary_kernel<<<blocks, kThreadsPerBlock, 0, r.stream()>>>(static_cast<const Tx*>(x.raw()),
+                                                                static_cast<To*>(out.raw()), n, fn);
+    });
+  });
+  CUDA_CHECK_LAUNCH("unary_kernel");
+}
+
+}  // namespace
+
+void layer_norm(const Context& ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                float eps, Tensor& out) {
+  check_float("layer_norm", {&x, &weight, &bias, &out});
+  NormArgs a{};
+  a.eps = eps;
+  a.weight = param_of(weight, 1);
+  a.bias = param_of(bias, 1);
+  launch_norm<NormKind::kLayer>("layer_norm", ctx, x, out, a);
+}
+
+void rms_norm(const Context& ctx, const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
+  check_float("rms_norm", {&x, &weight, &out});
+  NormArgs a{};
+  a.eps = eps;
+  a.weight = param_of(weight, 1);
+  launch_norm<NormKind::kRms>("rms_norm", ctx, x, out, a);
+}
+
+void layernorm_modulate(const Context& ctx, const Tensor& x, const Tensor& shift,
+                        const Tensor& scale, float eps, Tensor& out) {
+  check_float("layernorm_modulate", {&x, &shift, &scale, &out});
+  NormArgs a{};
+  a.eps = eps;
+  a.shift = param_of(shift, x.dim(0));
+  a.scale = param_of(scale, x.dim(0));
+  launch_norm<NormKind::kModulate>("layernorm_modulate", ctx, x, out, a);
+}
+
+void gated_residual(const Context& ctx, const Tensor& x, const Tensor& y, const Tensor& gate,
+                    Tensor& out) {
+  check_float("gated_residual", {&x, &y, &gate, &out});
+  const int64_t rows = x.dim(0), width = x.dim(1);
+  if (rows == 0 || width == 0) return;
+  WB_CHECK(rows <= INT32_MAX, "gated_residual: ", rows, " rows exceed one grid");
+  const Resources& r = resources_of(ctx);
+  DeviceGuard guard(r.device());
+  const bool vec = width % 4 == 0 && aligned4(x.raw(), dtype_size(x.dtype())) &&
+                   aligned4(y.raw(), dtype_size(y.dtype())) &&
+                   aligned4(out.raw(), dtype_size(out.dtype()));
+  const Param g = param_of(gate, rows);
+  const int threads = row_threads(width);
+  with_type(x.dtype(), [&](auto tx) {
+    with_type(y.dtype(), [&](auto ty) {
+      with_type(out.dtype(), [&](auto to) {
+        using Tx = decltype(tx);
+        using Ty = decltype(ty);
+        using To = decltype(to);
+        gated_residual_kernel<<<static_cast<unsigned>(rows), threads, 0, r.stream()>>>(
+            static_cast<const Tx*>(x.raw()), static_cast<const Ty*>(y.raw()),
+            static_cast<To*>(out.raw()), g, width, vec);
+      });
+    });
+  });
+  CUDA_CHECK_LAUNCH("gated_residual_kernel");
+}
+
+void softmax(const Context& ctx, const Tensor& x, Tensor& out) {
+  check_float("softmax", {&x, &out});
+  const int64_t width = x.dim(-1);
+  if (x.numel() == 0 || width == 0) return;
+  const int64_t rows = x.numel() / width;
+  WB_CHECK(rows <= INT32_MAX, "softmax: ", rows, " rows exceed one grid");
+  const Resources& r = resources_of(ctx);
+  DeviceGuard guard(r.device());
+  const bool cached = width <= kMaxCachedWidth;
+  const size_t smem = cached ? static_cast<size_t>(width) * sizeof(float) : 0;
+  // Scalar accesses here: the widths softmax sees (attention scores, small logits) are modest.
+  int threads = 32;
+  while (threads < 512 && threads < width) threads *= 2;
+  with_type(x.dtype(), [&](auto tx) {
+    with_type(out.dtype(), [&](auto to) {
+      using Tx = decltype(tx);
+      using To = decltype(to);
+      softmax_kernel<<<static_cast<unsigned>(rows), threads, smem, r.stream()>>>(
+          static_cast<const Tx*>(x.raw()), static_cast<To*>(out.raw()), width, cached);
+    });
+  });
+  CUDA_CHECK_LAUNCH("softmax_kernel");
+}
+
+void gelu_erf(const Context& ctx, const Tensor& x, Tensor& out) {
+  launch_unary("gelu_erf", ctx, x, out, GeluErfOp{});
+}
+
+void clamp(const Context& ctx, const Tensor& x, float lo, float hi, Tensor& out) {
+  launch_unary("clamp", ctx, x, out, ClampOp{lo, hi});
+}
+
+void linear_combination(const Context& ctx, const std::vector<double>& coefficients,
+                        const std::vector<const Tensor*>& inputs, Tensor& out) {
+  WB_CHECK(inputs.size() <= kMaxCombinationInputs, "linear_combination: CUDA kernel takes at most ",
+           kMaxCombinationInputs, " inputs, got ", inputs.size());
+  check_float("linear_combination", {&out});
+  CombinationArgs a{};
+  a.count = static_cast<int>(inputs.size());
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    check_float("linear_combination", {inputs[k]});
+    a.inputs[k] = inputs[k]->raw();
+    a.dtypes[k] = inputs[k]->dtype();
+    a.coefficients[k] = coefficients[k];
+  }
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  const Resources& r = resources_of(ctx);
+  DeviceGuard guard(r.device());
+  linear_combination_kernel<<<grid_blocks(n, r.sm_count()), kThreadsPerBlock, 0, r.stream()>>>(
+      a, out.raw(), out.dtype(), n);
+  CUDA_CHECK_LAUNCH("linear_combination_kernel");
+}
+
+void sinusoidal_embedding(const Context& ctx, const Tensor& timesteps, Tensor& out) {
+  check_float("sinusoidal_embedding", {&timesteps, &out});
+  const int64_t count = timesteps.numel(), half = out.dim(1) / 2;
+  if (count == 0 || half == 0) return;
+  const Resources& r = resources_of(ctx);
+  DeviceGuard guard(r.device());
+  sinusoidal_kernel<<<grid_blocks(count * half, r.sm_count()), kThreadsPerBlock, 0, r.stream()>>>(
+      timesteps.raw(), timesteps.dtype(), out.raw(), out.dtype(), count, half);
+  CUDA_CHECK_LAUNCH("sinusoidal_kernel");
+}
+
+}  // namespace wanbatch::core::cuda
