@@ -57,14 +57,15 @@ void require_file(const std::string& option, const std::string& path) {
   WB_CHECK(fs::exists(path), "--", option, " ", path, ": no such file or folder");
 }
 
-// The bytes a model takes once loaded: the CPU backend keeps fp32 copies of safetensors weights;
-// for other formats (.pth) the size on disk stands in.
-double loaded_gib(const std::string& path) {
+// The bytes a model takes once loaded, at `bytes_per_value` per weight (fp32 copies on the CPU; the
+// DiT's bf16 on a GPU); for other formats (.pth) the size on disk stands in.
+double loaded_gib(const std::string& path, double bytes_per_value = 4.0) {
   double bytes = 0;
   try {
     const io::Checkpoint checkpoint = io::Checkpoint::open(path);
     for (const std::string& name : checkpoint.names()) {
-      bytes += 4.0 * static_cast<double>(core::shape_numel(checkpoint.info(name).shape));
+      bytes +=
+          bytes_per_value * static_cast<double>(core::shape_numel(checkpoint.info(name).shape));
     }
   } catch (const std::exception&) {
     bytes = static_cast<double>(fs::is_directory(path) ? 0 : fs::file_size(path));
@@ -73,13 +74,14 @@ double loaded_gib(const std::string& path) {
 }
 
 // The --dry-run estimate of memory per rank: the loaded models, and the DiT's activations for the
-// largest item at this rank's share of the tokens (fp32: residual, q/k/v, attention, FFN hidden,
-// the batch of two contexts unless CFG-parallel splits it, and the Ulysses buffers).
+// largest item at this rank's share of the tokens (residual, q/k/v, attention, FFN hidden, the
+// batch of two contexts unless CFG-parallel splits it, and the Ulysses buffers; counted as fp32,
+// an upper bound for the GPU's bf16 activations).
 std::string memory_estimate(const model::wan::DitConfig& c,
                             const std::vector<jobs::ManifestItem>& items,
                             const parallel::Topology& topology, const std::string& dit,
-                            const std::string& high, const std::string& t5,
-                            const std::string& vae) {
+                            const std::string& high, const std::string& t5, const std::string& vae,
+                            bool gpu) {
   int64_t tokens = 0;
   for (const auto& it : items) {
     const core::Shape latent =
@@ -92,14 +94,17 @@ std::string memory_estimate(const model::wan::DitConfig& c,
       static_cast<double>(batch * parallel::padded_length(tokens, topology.sp) / topology.sp);
   const double per_row = 9.0 * c.dim + c.ffn_dim + (topology.sp > 1 ? 6.0 * c.dim : 0.0);
   const double activations = 4.0 * rows * per_row / (1 << 30);
-  const double weights = loaded_gib(dit) + (high.empty() ? 0 : loaded_gib(high));
+  const double dit_bytes = gpu ? 2.0 : 4.0;
+  const double weights =
+      loaded_gib(dit, dit_bytes) + (high.empty() ? 0 : loaded_gib(high, dit_bytes));
   const double text = loaded_gib(t5), decoder = vae.empty() ? 0 : loaded_gib(vae);
-  char line[256];
+  char line[320];
   std::snprintf(line, sizeof line,
-                "  memory per rank (estimate, CPU backend): DiT weights %.2f GiB, text encoder "
+                "  memory per rank (estimate, %s): DiT weights %.2f GiB, text encoder "
                 "%.2f GiB, VAE %.2f GiB, DiT activations %.2f GiB (%lld tokens, %lld per rank); "
                 "about %.1f GiB\n",
-                weights, text, decoder, activations, static_cast<long long>(tokens),
+                gpu ? "GPU" : "CPU backend", weights, text, decoder, activations,
+                static_cast<long long>(tokens),
                 static_cast<long long>(rows / static_cast<double>(batch)),
                 weights + text + decoder + activations);
   return line;
@@ -148,6 +153,7 @@ int run_command(const Invocation& call) {
   add_expert_options(spec.options);
   add_vae_tiling_options(spec.options);
   add_parallel_options(spec.options);
+  add_device_option(spec.options);
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 
@@ -194,8 +200,10 @@ int run_command(const Invocation& call) {
   const std::vector<jobs::ManifestItem> items = jobs::shard_items(all_items, shard);
   const double boundary =
       vm->count("boundary") ? (*vm)["boundary"].as<double>() : generation.boundary;
-  const parallel::Groups groups = parallel::Groups::make(
-      *comm, ulysses_option(*vm), cfg_parallel_option(*vm), static_cast<int>(config.num_heads));
+  const core::Context ctx = device_context(*vm);
+  const parallel::Groups groups =
+      parallel::Groups::make(*comm, ulysses_option(*vm), cfg_parallel_option(*vm),
+                             static_cast<int>(config.num_heads), ctx);
   WB_CHECK(parallel::RequestChannel::supported(runtime),
            "the item queue needs an MPI library with MPI_THREAD_MULTIPLE support");
 
@@ -204,8 +212,8 @@ int run_command(const Invocation& call) {
       std::ostringstream plan;
       plan << "plan: " << manifest_path << ": " << all_items.size() << " items, shard "
            << shard.index << "/" << shard.count << ": " << items.size() << " items, " << world
-           << " rank" << (world == 1 ? "" : "s") << ": " << groups.describe()
-           << " (items go to the dp groups through a dynamic queue)\n"
+           << " rank" << (world == 1 ? "" : "s") << " on " << ctx.device().str() << ": "
+           << groups.describe() << " (items go to the dp groups through a dynamic queue)\n"
            << "  model: " << config.variant << " " << dit_path
            << (two_experts ? " + high-noise " + high_path + ", boundary " + std::to_string(boundary)
                            : "")
@@ -216,7 +224,8 @@ int run_command(const Invocation& call) {
            << "\n  vae: " << (no_video ? "none (--no-video)" : (*vm)["vae"].as<std::string>())
            << "\n  output: " << out_dir.string() << "\n"
            << memory_estimate(config, items, groups.topology, dit_path, high_path, t5_path,
-                              no_video ? "" : (*vm)["vae"].as<std::string>());
+                              no_video ? "" : (*vm)["vae"].as<std::string>(),
+                              ctx.device().is_cuda());
       for (size_t k = 0; k < items.size(); ++k) {
         const auto& it = items[k];
         plan << "  [" << k + 1 << "/" << items.size() << "] " << it.id << " (line " << it.line
@@ -287,7 +296,7 @@ int run_command(const Invocation& call) {
   pipeline_options.loras = describe_loras(low_options.loras);
   pipeline_options.high_loras = describe_loras(high_options.loras);
   pipeline_options.version = WANBATCH_VERSION;
-  jobs::ItemPipeline pipeline(pipeline_options, core::Context::cpu(), groups, *comm);
+  jobs::ItemPipeline pipeline(pipeline_options, ctx, groups, *comm);
 
   {
     const parallel::Topology& topology = groups.topology;

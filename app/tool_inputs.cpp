@@ -1,6 +1,7 @@
 #include "app/tool_inputs.h"
 
 #include "core/error.h"
+#include "parallel/mpi_runtime.h"
 
 namespace wanbatch::app {
 
@@ -108,6 +109,22 @@ std::pair<int64_t, int64_t> parse_size(const std::string& text) {
   } catch (const std::exception&) {
   }
   throw make_error("--size '", text, "': expected WIDTHxHEIGHT, e.g. 832x480");
+}
+
+void add_device_option(po::options_description& options) {
+  options.add_options()("device", po::value<std::string>()->default_value("auto"),
+                        "where the models run: auto (a GPU when there is one), cuda or cpu");
+}
+
+core::Context device_context(const po::variables_map& vm) {
+  const std::string device = vm["device"].as<std::string>();
+  WB_CHECK(device == "auto" || device == "cuda" || device == "cpu", "--device '", device,
+           "': expected auto, cuda or cpu");
+  const int gpus = core::cuda_device_count();
+  if (device == "cpu" || (device == "auto" && gpus == 0)) return core::Context::cpu();
+  WB_CHECK(gpus > 0, "--device cuda: ",
+           core::cuda_built() ? "no GPU is visible" : "this wanbatch was built without CUDA");
+  return core::Context::cuda(parallel::node_local_rank() % gpus);
 }
 
 }  // namespace wanbatch::app

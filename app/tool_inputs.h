@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "app/cli.h"
+#include "core/context.h"
 #include "core/tensor.h"
 #include "io/hdf5_file.h"
 #include "model/wan/dit_loader.h"
@@ -34,6 +35,12 @@ void add_vae_tiling_options(po::options_description& options);
 // one-line error for settings the VAE cannot take.
 std::optional<model::wan::VaeTiling> vae_tiling_option(const po::variables_map& vm,
                                                        const model::wan::WanVae& vae);
+
+// --device auto|cpu|cuda (tool sample and run).
+void add_device_option(po::options_description& options);
+// The context it asks for: a GPU (the node-local rank's, modulo the devices) when `auto` finds
+// one or `cuda` is given, else the CPU.
+core::Context device_context(const po::variables_map& vm);
 
 // --ulysses N and --cfg-parallel (tool sample and run).
 void add_parallel_options(po::options_description& options);

@@ -82,6 +82,7 @@ int tool_sample_command(const Invocation& call) {
   // clang-format on
   add_expert_options(spec.options);
   add_parallel_options(spec.options);
+  add_device_option(spec.options);
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 
@@ -167,14 +168,15 @@ int tool_sample_command(const Invocation& call) {
   // cfg pair; rank 0 writes the output.
   parallel::MpiRuntime runtime;
   const std::unique_ptr<parallel::Comm> world = parallel::world(runtime);
+  const core::Context ctx = device_context(*vm);
   const parallel::Groups groups =
       parallel::Groups::make(*world, ulysses_option(*vm), cfg_parallel_option(*vm),
-                             static_cast<int>(low_config.num_heads));
+                             static_cast<int>(low_config.num_heads), ctx);
   WB_CHECK(groups.topology.dp == 1, "tool sample makes one sample: run it on --ulysses × (2 with ",
            "--cfg-parallel) ranks, not ", world->size(), " (", groups.describe(), ")");
   options.cfg = groups.cfg.get();
+  WB_LOG(info) << "on " << ctx.device().str() << ", " << groups.describe();
 
-  const core::Context ctx = core::Context::cpu();
   const auto load_start = std::chrono::steady_clock::now();
   model::wan::WanDit low = model::wan::load_dit(low_path, ctx, low_options);
   low.set_sequence_parallel(groups.sp.get());
@@ -229,7 +231,7 @@ int tool_sample_command(const Invocation& call) {
   record.wanbatch_version = WANBATCH_VERSION;
   const std::string output = (*vm)["output"].as<std::string>();
   if (world->rank() != 0) return 0;
-  io::write_latents_file(output, result.latents, record);
+  io::write_latents_file(output, result.latents.to(core::Device::cpu()), record);
   WB_LOG(info) << "latents " << core::shape_str(result.latents.shape()) << " written to " << output
                << " (" << options.steps << " steps in " << seconds(run_start, end) << " s)";
   return 0;

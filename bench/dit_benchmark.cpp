@@ -9,11 +9,6 @@
 #include <vector>
 
 #include "core/error.h"
-#include "parallel/groups.h"
-#include "parallel/mpi_runtime.h"
-#ifdef WANBATCH_WITH_CUDA
-#include "parallel/nccl_comm.h"
-#endif
 #include "core/log.h"
 #include "core/ops.h"
 #include "core/profiler.h"
@@ -21,6 +16,8 @@
 #include "model/wan/config.h"
 #include "model/wan/dit.h"
 #include "model/wan/test_model.h"
+#include "parallel/groups.h"
+#include "parallel/mpi_runtime.h"
 
 namespace wanbatch::bench {
 namespace {
@@ -172,18 +169,6 @@ DitBenchResult run_dit_benchmark(const core::Context& ctx, const DitBenchOptions
   return r;
 }
 
-namespace {
-
-// The GPU of this rank: the launcher's node-local rank modulo the devices.
-int local_device() {
-  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"}) {
-    if (const char* value = std::getenv(name)) return std::atoi(value) % core::cuda_device_count();
-  }
-  return 0;
-}
-
-}  // namespace
-
 int run_dit_benchmark_command(const DitBenchOptions& options, int ulysses, bool cpu) {
   WB_CHECK(options.iterations >= 1 && options.warmup >= 0,
            "--iterations must be at least 1 and --warmup at least 0");
@@ -191,18 +176,13 @@ int run_dit_benchmark_command(const DitBenchOptions& options, int ulysses, bool 
            "no GPU here (or a build without CUDA): give --cpu to run the benchmark on the CPU");
   parallel::MpiRuntime runtime;
   const std::unique_ptr<parallel::Comm> world = parallel::world(runtime);
-  const parallel::Groups groups = parallel::Groups::make(*world, ulysses, false, 0);
+  const core::Context ctx =
+      cpu ? core::Context::cpu()
+          : core::Context::cuda(parallel::node_local_rank() % core::cuda_device_count());
+  const parallel::Groups groups = parallel::Groups::make(*world, ulysses, false, 0, ctx);
   WB_CHECK(groups.topology.dp == 1, "bench runs one forward: start it on --ulysses ranks, not ",
            world->size());
-  const core::Context ctx = cpu ? core::Context::cpu() : core::Context::cuda(local_device());
-  std::unique_ptr<parallel::Comm> nccl;
   parallel::Comm* sp = groups.sp.get();
-#ifdef WANBATCH_WITH_CUDA
-  if (!cpu && groups.topology.sp > 1) {
-    nccl = parallel::make_nccl_comm(*groups.sp, ctx);
-    sp = nccl.get();
-  }
-#endif
   const DitBenchResult result = run_dit_benchmark(ctx, options, sp);
   if (world->rank() == 0) {
     WB_LOG(info) << "forward " << result.forward_ms << " ms (min " << result.min_ms << ", max "

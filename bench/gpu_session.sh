@@ -22,5 +22,5 @@ for t in build-gpu/tests/test_cuda_*; do
   echo "$name: exit $? ($(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/$name.log" | tr '\n' ' '))"
   grep -A8 -E "Failure|exception" "$OUT/$name.log" | head -40
 done
-ctest --test-dir build-gpu -R "nccl|${1:-^$}" --output-on-failure > "$OUT/ctest.log" 2>&1
+ctest --test-dir build-gpu -R "nccl|dit_ulysses${1:+|$1}" --output-on-failure > "$OUT/ctest.log" 2>&1
 tail -15 "$OUT/ctest.log"

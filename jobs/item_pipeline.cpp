@@ -146,7 +146,7 @@ ItemResult ItemPipeline::run(const ManifestItem& item, size_t index, const fs::p
         const std::vector<int64_t> ids(tokens.ids.begin(), tokens.ids.begin() + tokens.length);
         model::wan::TextEmbedding e;
         e.ids = Tensor::from_vector(ids, {tokens.length});
-        e.context = m.encoder->encode(ctx_, e.ids, tokens.length);
+        e.context = m.encoder->encode(ctx_, e.ids, tokens.length).to(core::Device::cpu());
         return e;
       });
     };
@@ -182,8 +182,9 @@ ItemResult ItemPipeline::run(const ManifestItem& item, size_t index, const fs::p
 
   // The leader checks and writes.
   try {
-    const float* p = result.latents.data<float>();
-    for (int64_t i = 0; i < result.latents.numel(); ++i) {
+    const Tensor latents = result.latents.to(core::Device::cpu());
+    const float* p = latents.data<float>();
+    for (int64_t i = 0; i < latents.numel(); ++i) {
       WB_CHECK(std::isfinite(p[i]), "the latents hold NaN or infinity (element ", i, ")");
     }
     io::LatentsRecord record;
@@ -220,15 +221,16 @@ ItemResult ItemPipeline::run(const ManifestItem& item, size_t index, const fs::p
     const std::string h5 = latents_path(out_dir, item);
     if (m.vae) {
       t = Clock::now();
-      Tensor frames = Tensor::empty(m.vae->decoded_shape(result.latents.shape()), core::DType::F32);
+      Tensor frames =
+          Tensor::empty(m.vae->decoded_shape(latents.shape()), core::DType::F32, ctx_.device());
       m.vae->decode(ctx_, result.latents, frames);
       io::VideoOptions video = options_.video;
       video.fps = static_cast<int>(item.fps);
       r.video = video_path(out_dir, item);
-      io::write_video(r.video, frames, video);
+      io::write_video(r.video, frames.to(core::Device::cpu()), video);
       r.decode_seconds = seconds_since(t);
     }
-    io::write_latents_file(h5, result.latents, record);
+    io::write_latents_file(h5, latents, record);
     r.latents = h5;
   } catch (const std::exception& e) {
     // No half-done item: a video written for latents that then failed goes too.

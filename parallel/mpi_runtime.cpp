@@ -15,6 +15,17 @@ constexpr const char* kRankVariables[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "
 
 bool launched_by_mpi() { return environment_rank() >= 0; }
 
+int node_local_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"}) {
+    if (const char* value = std::getenv(name); value && *value) {
+      char* end = nullptr;
+      const long rank = std::strtol(value, &end, 10);
+      if (end && *end == '\0' && rank >= 0) return static_cast<int>(rank);
+    }
+  }
+  return 0;
+}
+
 int environment_rank() {
   for (const char* name : kRankVariables) {
     if (const char* value = std::getenv(name); value && *value) {

@@ -30,6 +30,10 @@ class MpiRuntime {
   int size_ = 1;
 };
 
+// This process's rank among those on its node, from the launcher's environment (Open MPI, SLURM,
+// MPICH/Hydra), or 0 outside a launcher: which GPU of the node a rank takes.
+int node_local_rank();
+
 // The rank of this process as the launcher's environment gives it (before or without MPI_Init),
 // or -1 outside a launcher. Logging tags lines with it.
 int environment_rank();

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/context.h"
 #include "core/ops.h"
 #include "fixture_path.h"
 #include "io/safetensors.h"
@@ -83,6 +84,46 @@ TEST_P(DitUlysses, MatchesTheReferenceAndOneRank) {
     c.dit.forward(ctx, c.input, {&c.input.context, &second}, {&a1, &b1});
     EXPECT_TRUE(testing::matches_reference(a.to_floats(), a1.to_floats(), 1e-5)) << "sp " << sp;
     EXPECT_TRUE(testing::matches_reference(b.to_floats(), b1.to_floats(), 1e-5)) << "sp " << sp;
+  }
+}
+
+// On GPUs (one per rank, NCCL between them), when every rank has one: sp = all ranks against the
+// one-GPU forward on each rank. fp32 GEMMs: 1e-4 relative (the GPU's fp32 functions and the
+// exchange's other summation order); bf16: 1e-2 (a bf16 rounding may flip either way).
+TEST_P(DitUlysses, OnGpusMatchesOneGpu) {
+  const int gpus = core::cuda_device_count();
+  Tensor enough = Tensor::from_vector(std::vector<int64_t>{gpus >= world_->size() ? 0 : 1}, {1});
+  world_->all_reduce_sum(enough);
+  if (enough.data<int64_t>()[0] > 0) GTEST_SKIP() << "needs a GPU per rank";
+  const core::Context gpu = core::Context::cuda(world_->rank() % gpus);
+  for (const core::DType dtype : {core::DType::F32, core::DType::BF16}) {
+    const std::string weights = testing::fixture_path("dit_" + GetParam() + ".weights.safetensors");
+    auto io =
+        io::SafetensorsFile::open(testing::fixture_path("dit_" + GetParam() + ".io.safetensors"));
+    auto options =
+        model::wan::DitLoadOptions::with_num_heads(std::stoll(io->metadata().at("num_heads")));
+    options.gemm_dtype = dtype;
+    WanDit dit = model::wan::load_dit(weights, gpu, options);
+    DitInput input;
+    input.latent = io->tensor("latent").to(core::DType::F32).to(gpu.device());
+    input.timestep = io->tensor("timestep").to(core::DType::F32).to(gpu.device());
+    input.context = io->tensor("context").to(core::DType::F32).to(gpu.device());
+    if (io->contains("y")) input.y = io->tensor("y").to(core::DType::F32).to(gpu.device());
+    if (io->contains("clip")) input.clip = io->tensor("clip").to(core::DType::F32).to(gpu.device());
+    const core::Shape shape = io->tensor("velocity").shape();
+    Tensor one = Tensor::empty(shape, core::DType::F32, gpu.device());
+    dit.forward(gpu, input, one);
+    const parallel::Groups groups = parallel::Groups::make(
+        *world_, world_->size(), false, static_cast<int>(dit.config().num_heads), gpu);
+    dit.set_sequence_parallel(groups.sp.get());
+    Tensor split = Tensor::empty(shape, core::DType::F32, gpu.device());
+    core::ops::fill(gpu, split, std::nanf(""));
+    dit.forward(gpu, input, split);
+    dit.set_sequence_parallel(nullptr);
+    EXPECT_TRUE(testing::matches_reference(split.to(core::Device::cpu()).to_floats(),
+                                           one.to(core::Device::cpu()).to_floats(),
+                                           dtype == core::DType::F32 ? 1e-4 : 1e-2))
+        << GetParam() << " " << core::dtype_name(dtype);
   }
 }
 
