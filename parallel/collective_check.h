@@ -263,7 +263,21 @@ inline AllToAllV check_all_to_all_v(const std::vector<int64_t>& all, int n, Memo
   return result;
 }
 
+// The output this rank allocates when it passes none: the rows it receives, of the shared shape.
+inline core::Shape all_to_all_v_output_shape(const AllToAllV& checked,
+                                             const std::vector<int64_t>& recv_counts) {
+  core::Shape shape = checked.rows.trailing();
+  shape.insert(shape.begin(), std::accumulate(recv_counts.begin(), recv_counts.end(), int64_t{0}));
+  return shape;
+}
+
 // --- all_reduce_sum: {tensor} ---
+
+// The dtypes every backend sums in their own type (MPI and NCCL both can). The others (bf16, f16,
+// fp8) add in fp32 and round once at the end, as comm.h promises.
+inline bool sums_natively(core::DType dtype) {
+  return dtype == core::DType::F32 || dtype == core::DType::I32 || dtype == core::DType::I64;
+}
 
 inline std::vector<int64_t> describe_tensor(const core::Tensor& tensor) {
   std::vector<int64_t> local;

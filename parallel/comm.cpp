@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <numeric>
 #include <string>
 
 #include "core/error.h"
@@ -19,14 +18,19 @@
 namespace wanbatch::parallel {
 
 namespace detail {
-void check_mpi(int code, const char* call, const char* file, int line) {
-  if (code == MPI_SUCCESS) return;
-  const std::string text(call);
-  const std::string name = text.substr(0, text.find('('));
+int world_rank_or_unknown() {
   int rank = -1, initialised = 0, finalised = 0;
   MPI_Initialized(&initialised);
   MPI_Finalized(&finalised);
   if (initialised && !finalised) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank;
+}
+
+void check_mpi(int code, const char* call, const char* file, int line) {
+  if (code == MPI_SUCCESS) return;
+  const std::string text(call);
+  const std::string name = text.substr(0, text.find('('));
+  const int rank = world_rank_or_unknown();
   char message[MPI_MAX_ERROR_STRING] = {};
   int length = 0;
   if (MPI_Error_string(code, message, &length) != MPI_SUCCESS) {
@@ -53,10 +57,6 @@ void check_int_count(const char* op, int64_t count, const char* what) {
 
 void prepare_output(Tensor& out, const Shape& shape, DType dtype) {
   if (!out.defined()) out = Tensor::empty(shape, dtype);
-}
-
-bool mpi_sums_natively(DType dtype) {
-  return dtype == DType::F32 || dtype == DType::I32 || dtype == DType::I64;
 }
 
 // Validation and buffer handling shared by every host backend; the backends supply byte-moving
@@ -95,17 +95,15 @@ class HostComm : public Comm {
         exchange(detail::describe_all_to_all_v(in, send_counts, out, recv_counts, size())), size(),
         Memory::Host);
     check_int_count(op, checked.max_rows, "rows");
-    Shape shape = checked.rows.trailing();
-    shape.insert(shape.begin(),
-                 std::accumulate(recv_counts.begin(), recv_counts.end(), int64_t{0}));
-    prepare_output(out, shape, checked.rows.dtype);
+    prepare_output(out, detail::all_to_all_v_output_shape(checked, recv_counts),
+                   checked.rows.dtype);
     alltoallv_rows(in.raw(), send_counts, out.raw(), recv_counts, detail::row_bytes(checked.rows));
   }
 
   void all_reduce_sum(Tensor& tensor) override {
     const Meta first =
         detail::check_all_reduce(exchange(detail::describe_tensor(tensor)), size(), Memory::Host);
-    if (mpi_sums_natively(first.dtype)) {
+    if (detail::sums_natively(first.dtype)) {
       allreduce_sum(tensor.raw(), tensor.numel(), first.dtype);
     } else {
       // Reduced-precision floats add in fp32 and round once at the end.

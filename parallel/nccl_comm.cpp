@@ -1,14 +1,12 @@
 #include "parallel/nccl_comm.h"
 
 #include <cuda_runtime_api.h>
-#include <mpi.h>
 #include <nccl.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
-#include <numeric>
 #include <string>
 #include <thread>
 #include <utility>
@@ -19,19 +17,11 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "parallel/collective_check.h"
+#include "parallel/mpi_check.h"
 
 namespace wanbatch::parallel {
 
 namespace detail {
-// The world rank for messages: the MPI rank when MPI runs, else -1.
-int world_rank_or_unknown() {
-  int rank = -1, initialised = 0, finalised = 0;
-  MPI_Initialized(&initialised);
-  MPI_Finalized(&finalised);
-  if (initialised && !finalised) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  return rank;
-}
-
 // Throws for a failed NCCL call. ncclInProgress is no failure: on a non-blocking communicator it
 // means "queued", and the caller then waits for the communicator's state (wait_ready below).
 void check_nccl(ncclResult_t result, const char* call, const char* file, int line) {
@@ -276,10 +266,10 @@ class NcclComm final : public Comm {
         detail::describe_all_to_all_v(in, send_counts, out, recv_counts, size_), {&in, &out});
     const detail::AllToAllV checked = detail::check_all_to_all_v(all, size_, Memory::Device);
     check_devices("all_to_all_v", all);
-    core::Shape shape = checked.rows.trailing();
-    shape.insert(shape.begin(),
-                 std::accumulate(recv_counts.begin(), recv_counts.end(), int64_t{0}));
-    if (!out.defined()) out = Tensor::empty(shape, checked.rows.dtype, ctx_.device());
+    if (!out.defined()) {
+      out = Tensor::empty(detail::all_to_all_v_output_shape(checked, recv_counts),
+                          checked.rows.dtype, ctx_.device());
+    }
     send_receive("all_to_all_v", in, send_counts, out, recv_counts,
                  detail::row_bytes(checked.rows));
   }
@@ -290,7 +280,7 @@ class NcclComm final : public Comm {
     check_devices("all_reduce_sum", all);
     const auto count = static_cast<size_t>(tensor.numel());
     if (count == 0) return;
-    if (m.dtype == DType::F32 || m.dtype == DType::I32 || m.dtype == DType::I64) {
+    if (detail::sums_natively(m.dtype)) {
       run("all_reduce_sum", [&] {
         NCCL_CHECK(ncclAllReduce(tensor.raw(), tensor.raw(), count, nccl_type(m.dtype), ncclSum,
                                  comm_, stream_));

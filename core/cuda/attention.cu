@@ -18,6 +18,7 @@
 
 #include "core/cuda/attention.h"
 #include "core/cuda/check.h"
+#include "core/cuda/element_access.cuh"
 #include "core/cuda/ops.h"
 #include "core/cuda/resources.h"
 #include "core/error.h"
@@ -32,36 +33,6 @@ constexpr int kTileKeys = 32;  // one key per lane
 constexpr int kMaxHeadDim = 256;
 constexpr int kMaxDimsPerLane = kMaxHeadDim / 32;
 constexpr unsigned kFullMask = 0xffffffffu;
-
-__device__ __forceinline__ float to_float(float x) { return x; }
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
-
-template <typename T>
-__device__ __forceinline__ T from_float(float x);
-template <>
-__device__ __forceinline__ float from_float<float>(float x) {
-  return x;
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
-template <>
-__device__ __forceinline__ __half from_float<__half>(float x) {
-  return __float2half_rn(x);
-}
-
-__device__ __forceinline__ float load_any(const void* p, DType dtype, int64_t i) {
-  switch (dtype) {
-    case DType::BF16:
-      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-    case DType::F16:
-      return __half2float(static_cast<const __half*>(p)[i]);
-    default:
-      return static_cast<const float*>(p)[i];
-  }
-}
 
 __device__ __forceinline__ float warp_max(float x) {
   for (int offset = 16; offset > 0; offset /= 2) {
@@ -188,13 +159,6 @@ size_t shared_bytes(int d, int dv) {
          static_cast<size_t>(kTileKeys * (d + 1) + kTileKeys * dv + kRowsPerBlock * d);
 }
 
-const Resources& resources_of(const Context& ctx) {
-  const Resources* resources = ctx.cuda_resources();
-  WB_CHECK(resources != nullptr, "attention on context ", ctx.device().str(),
-           ", which has no CUDA stream (create it with Context::cuda)");
-  return *resources;
-}
-
 template <typename TIn, typename TOut>
 void launch(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
             const ops::AttentionOptions& options, cudaStream_t stream) {
@@ -264,7 +228,7 @@ void attention_fallback(const Context& ctx, const Tensor& q, const Tensor& k, co
                         Tensor& out, const ops::AttentionOptions& options) {
   WB_CHECK(q.dim(3) <= kMaxHeadDim && v.dim(3) <= kMaxHeadDim, "attention: the CUDA kernel takes ",
            "head dims up to ", kMaxHeadDim, ", got q ", q.describe(), " and v ", v.describe());
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "attention");
   DeviceGuard guard(r.device());
   const cudaStream_t stream = r.stream();
   switch (q.dtype()) {

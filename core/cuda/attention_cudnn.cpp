@@ -32,8 +32,9 @@
 namespace wanbatch::core::cuda {
 namespace {
 
-// The per-batch sequence lengths the mask reads live at the front of the context's workspace (the
-// context's stream orders them with everything else using it); cuDNN's own scratch follows.
+// The per-batch sequence lengths the mask reads live in a small device buffer of each plan (per
+// stream), rewritten only when they change. cuDNN's scratch starts kSeqLenBytes into the
+// context's workspace (the front once held the lengths; the offset keeps the plans' limit).
 constexpr int64_t kMaxBatch = 256;
 constexpr size_t kSeqLenBytes = 4096;  // seq_q then seq_kv, int32 each, kMaxBatch entries
 static_assert(2 * kMaxBatch * sizeof(int32_t) <= kSeqLenBytes);
@@ -66,12 +67,21 @@ struct PlanKey {
   auto operator<=>(const PlanKey&) const = default;
 };
 
+// The sequence lengths a masked plan last read on one stream: `host` mirrors what the copies
+// queued on that stream leave in `device` (2·kMaxBatch int32, allocated once, never freed).
+struct SeqLens {
+  int32_t* device = nullptr;
+  std::vector<int32_t> host;
+};
+
 // A finalized execution plan with every descriptor it was built from, or a refusal.
 struct CachedPlan {
   std::vector<Descriptor> descriptors;
   cudnnBackendDescriptor_t plan = nullptr;
   int64_t workspace_bytes = 0;
   bool available = false;
+  // Per stream, so a copy is ordered after that stream's earlier executions reading the buffer.
+  std::map<cudaStream_t, SeqLens> seq_lens;
 };
 
 std::string last_cudnn_error() {
@@ -415,20 +425,13 @@ PlanCache& plan_cache() {
   return *cache;
 }
 
-const Resources& resources_of(const Context& ctx) {
-  const Resources* resources = ctx.cuda_resources();
-  WB_CHECK(resources != nullptr, "attention on context ", ctx.device().str(),
-           ", which has no CUDA stream (create it with Context::cuda)");
-  return *resources;
-}
-
 bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
 
 }  // namespace
 
 bool cudnn_attention_plan_available(const Context& ctx, int64_t batch, int64_t heads, int64_t lq,
                                     int64_t lk, int64_t head_dim, DType dtype, bool masked) {
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "attention");
   DeviceGuard guard(r.device());
   // Lk not a multiple of 128 needs the padding mask on cuDNN ≤ 9.15 (the frontend adds it too).
   const PlanKey key{r.device(), batch, heads, lq, lk, head_dim, dtype, masked || lk % 128 != 0};
@@ -452,7 +455,7 @@ bool attention_cudnn(const Context& ctx, const Tensor& q, const Tensor& k, const
   const size_t version = cudnnGetVersion();
   if (version == 91000 || version == 91001) return false;
 
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "attention");
   DeviceGuard guard(r.device());
   const bool has_lens = !options.k_lens.empty();
   const PlanKey key{r.device(), batch, heads, lq, lk, d, dtype, has_lens || lk % 128 != 0};
@@ -460,7 +463,7 @@ bool attention_cudnn(const Context& ctx, const Tensor& q, const Tensor& k, const
 
   PlanCache& cache = plan_cache();
   std::lock_guard<std::mutex> lock(cache.mutex);
-  const CachedPlan& plan = cache.get(key);
+  CachedPlan& plan = cache.get(key);
   if (!plan.available) return false;
 
   auto* workspace = static_cast<char*>(r.workspace());
@@ -480,12 +483,21 @@ bool attention_cudnn(const Context& ctx, const Tensor& q, const Tensor& k, const
       const int64_t keys = has_lens ? std::max<int64_t>(options.k_lens[b], 1) : lk;
       lens[kMaxBatch + b] = static_cast<int32_t>(keys);
     }
-    // From pageable memory: the copy is staged before cudaMemcpyAsync returns, so `lens` may go.
-    CUDA_CHECK(cudaMemcpyAsync(workspace, lens.data(), lens.size() * sizeof(int32_t),
-                               cudaMemcpyHostToDevice, stream));
+    SeqLens& seq = plan.seq_lens[stream];
+    if (seq.device == nullptr) {
+      void* buffer = nullptr;
+      CUDA_CHECK(cudaMalloc(&buffer, lens.size() * sizeof(int32_t)));
+      seq.device = static_cast<int32_t*>(buffer);
+    }
+    if (seq.host != lens) {  // rare: a new batch's key lengths
+      seq.host = std::move(lens);
+      // On the stream, after the executions still reading the old lengths; from pageable memory
+      // the copy is staged before cudaMemcpyAsync returns.
+      CUDA_CHECK(cudaMemcpyAsync(seq.device, seq.host.data(), seq.host.size() * sizeof(int32_t),
+                                 cudaMemcpyHostToDevice, stream));
+    }
     uids.insert(uids.end(), {kUidSeqQ, kUidSeqKv, kUidMaskValue});
-    pointers.insert(pointers.end(),
-                    {workspace, workspace + kMaxBatch * sizeof(int32_t), &mask_value});
+    pointers.insert(pointers.end(), {seq.device, seq.device + kMaxBatch, &mask_value});
   }
 
   cudnnBackendDescriptor_t raw_pack = nullptr;

@@ -227,10 +227,7 @@ void conv3d(const Context& ctx, const Tensor& x, const Tensor& weight, const Ten
            "conv3d: CUDA needs x, weight and out of one dtype, got ", x.describe(), ", ",
            weight.describe(), " and ", out.describe());
   if (out.numel() == 0) return;
-  const Resources* resources = ctx.cuda_resources();
-  WB_CHECK(resources != nullptr, "conv3d on context ", ctx.device().str(),
-           ", which has no CUDA stream (create it with Context::cuda)");
-  const Resources& r = *resources;
+  const Resources& r = resources_of(ctx, "conv3d");
   DeviceGuard guard(r.device());
 
   const bool batched = x.ndim() == 5;

@@ -2,71 +2,17 @@
 // silu), queued on the context's stream. They compute in fp32 and store f32, bf16 or f16 with
 // round to nearest even, like the CPU twins in core/cpu/elementwise.cpp. core/ops.cpp has already
 // checked devices, shapes and dtypes.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include <cstdint>
 #include <cstring>
 
 #include "core/cuda/check.h"
+#include "core/cuda/element_access.cuh"
 #include "core/cuda/ops.h"
 #include "core/cuda/resources.h"
 #include "core/error.h"
 
 namespace wanbatch::core::cuda {
 namespace {
-
-// fp32 load and store of the float formats the arithmetic ops take. The intrinsics round to
-// nearest even and give core/dtype.cpp's bits for every non-NaN value (subnormals and overflow to
-// inf included); they differ only in a NaN's payload, which fp32 arithmetic does not reproduce
-// between CPU and GPU anyway. Exact conversions (cast) use convert_async instead.
-template <DType D>
-struct Io;
-template <>
-struct Io<DType::F32> {
-  using T = float;
-  static __device__ __forceinline__ float load(T v) { return v; }
-  static __device__ __forceinline__ T store(float v) { return v; }
-};
-template <>
-struct Io<DType::BF16> {
-  using T = __nv_bfloat16;
-  static __device__ __forceinline__ float load(T v) { return __bfloat162float(v); }
-  static __device__ __forceinline__ T store(float v) { return __float2bfloat16_rn(v); }
-};
-template <>
-struct Io<DType::F16> {
-  using T = __half;
-  static __device__ __forceinline__ float load(T v) { return __half2float(v); }
-  static __device__ __forceinline__ T store(float v) { return __float2half_rn(v); }
-};
-
-// The same by a dtype known only at run time, for ops whose operands mix formats (rare: the
-// model keeps one dtype per op). The switch is uniform across a warp, so it costs little.
-__device__ __forceinline__ float load_any(const void* p, DType dtype, int64_t i) {
-  switch (dtype) {
-    case DType::BF16:
-      return Io<DType::BF16>::load(static_cast<const __nv_bfloat16*>(p)[i]);
-    case DType::F16:
-      return Io<DType::F16>::load(static_cast<const __half*>(p)[i]);
-    default:
-      return static_cast<const float*>(p)[i];
-  }
-}
-
-__device__ __forceinline__ void store_any(void* p, DType dtype, int64_t i, float v) {
-  switch (dtype) {
-    case DType::BF16:
-      static_cast<__nv_bfloat16*>(p)[i] = Io<DType::BF16>::store(v);
-      break;
-    case DType::F16:
-      static_cast<__half*>(p)[i] = Io<DType::F16>::store(v);
-      break;
-    default:
-      static_cast<float*>(p)[i] = v;
-      break;
-  }
-}
 
 // The ops' arithmetic in fp32. Explicit _rn intrinsics keep nvcc from fusing a multiply and an add
 // into an FMA, so add, mul and scale give exactly the CPU's correctly rounded results.
@@ -102,9 +48,9 @@ __device__ __forceinline__ int64_t grid_stride() {
 }
 
 template <DType D, typename Op>
-__global__ void unary_kernel(const typename Io<D>::T* x, typename Io<D>::T* out, int64_t n, Op op) {
+__global__ void unary_kernel(const DeviceType<D>* x, DeviceType<D>* out, int64_t n, Op op) {
   for (int64_t i = first_index(); i < n; i += grid_stride()) {
-    out[i] = Io<D>::store(op(Io<D>::load(x[i])));
+    out[i] = from_float<DeviceType<D>>(op(to_float(x[i])));
   }
 }
 
@@ -119,11 +65,11 @@ __global__ void unary_mixed_kernel(const void* x, DType x_dtype, void* out, DTyp
 // b repeats over a's leading dimensions: element i of a pairs with element i mod nb of b.
 // out may alias a (each element is read before it is written, by the same thread).
 template <DType D, typename Op>
-__global__ void binary_kernel(const typename Io<D>::T* a, const typename Io<D>::T* b,
-                              typename Io<D>::T* out, int64_t n, int64_t nb, Op op) {
+__global__ void binary_kernel(const DeviceType<D>* a, const DeviceType<D>* b, DeviceType<D>* out,
+                              int64_t n, int64_t nb, Op op) {
   for (int64_t i = first_index(); i < n; i += grid_stride()) {
     const int64_t j = nb == n ? i : i % nb;
-    out[i] = Io<D>::store(op(Io<D>::load(a[i]), Io<D>::load(b[j])));
+    out[i] = from_float<DeviceType<D>>(op(to_float(a[i]), to_float(b[j])));
   }
 }
 
@@ -141,13 +87,6 @@ __global__ void fill_kernel(T* out, int64_t n, T pattern) {
   for (int64_t i = first_index(); i < n; i += grid_stride()) out[i] = pattern;
 }
 
-const Resources& resources_of(const Context& ctx) {
-  const Resources* resources = ctx.cuda_resources();
-  WB_CHECK(resources != nullptr, "CUDA op on context ", ctx.device().str(),
-           ", which has no CUDA stream (create it with Context::cuda)");
-  return *resources;
-}
-
 bool is_op_float(DType dtype) {
   return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16;
 }
@@ -158,20 +97,20 @@ void unary(const char* name, const Context& ctx, const Tensor& x, Tensor& out, O
   if (n == 0) return;
   WB_CHECK(is_op_float(x.dtype()) && is_op_float(out.dtype()), name, ": CUDA kernel takes f32, ",
            "bf16 or f16, got ", x.describe(), " → ", out.describe());
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, name);
   DeviceGuard guard(r.device());
   const unsigned blocks = grid_blocks(n, r.sm_count());
   const cudaStream_t s = r.stream();
   if (x.dtype() == out.dtype()) {
     switch (x.dtype()) {
       case DType::BF16: {
-        using T = Io<DType::BF16>::T;
+        using T = DeviceType<DType::BF16>;
         unary_kernel<DType::BF16><<<blocks, kThreadsPerBlock, 0, s>>>(
             static_cast<const T*>(x.raw()), static_cast<T*>(out.raw()), n, op);
         break;
       }
       case DType::F16: {
-        using T = Io<DType::F16>::T;
+        using T = DeviceType<DType::F16>;
         unary_kernel<DType::F16><<<blocks, kThreadsPerBlock, 0, s>>>(
             static_cast<const T*>(x.raw()), static_cast<T*>(out.raw()), n, op);
         break;
@@ -199,21 +138,21 @@ void binary(const char* name, const Context& ctx, const Tensor& a, const Tensor&
            out.describe());
   WB_CHECK(nb > 0 && n % nb == 0, name, ": ", b.describe(), " does not broadcast over ",
            a.describe());
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, name);
   DeviceGuard guard(r.device());
   const unsigned blocks = grid_blocks(n, r.sm_count());
   const cudaStream_t s = r.stream();
   if (a.dtype() == b.dtype() && a.dtype() == out.dtype()) {
     switch (a.dtype()) {
       case DType::BF16: {
-        using T = Io<DType::BF16>::T;
+        using T = DeviceType<DType::BF16>;
         binary_kernel<DType::BF16><<<blocks, kThreadsPerBlock, 0, s>>>(
             static_cast<const T*>(a.raw()), static_cast<const T*>(b.raw()),
             static_cast<T*>(out.raw()), n, nb, op);
         break;
       }
       case DType::F16: {
-        using T = Io<DType::F16>::T;
+        using T = DeviceType<DType::F16>;
         binary_kernel<DType::F16><<<blocks, kThreadsPerBlock, 0, s>>>(
             static_cast<const T*>(a.raw()), static_cast<const T*>(b.raw()),
             static_cast<T*>(out.raw()), n, nb, op);
@@ -246,7 +185,7 @@ void launch_fill(const Resources& r, void* out, int64_t n, const void* pattern_b
 void cast(const Context& ctx, const Tensor& x, Tensor& out) {
   if (out.numel() == 0) return;
   if (x.dtype() == out.dtype() && x.raw() == out.raw()) return;  // a copy onto itself
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "cast");
   DeviceGuard guard(r.device());
   convert_async(x.raw(), x.dtype(), out.raw(), out.dtype(), static_cast<size_t>(out.numel()),
                 r.sm_count(), r.stream());
@@ -259,7 +198,7 @@ void fill(const Context& ctx, Tensor& out, float value) {
   // the CPU fill stores.
   unsigned char pattern[8] = {};
   convert_elements(&value, DType::F32, pattern, out.dtype(), 1);
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "fill");
   DeviceGuard guard(r.device());
   switch (dtype_size(out.dtype())) {
     case 1:

@@ -58,13 +58,6 @@ __global__ void copy_rows_kernel(const W* src, W* dst, int64_t rows, int64_t row
   }
 }
 
-const Resources& resources_of(const Context& ctx) {
-  const Resources* resources = ctx.cuda_resources();
-  WB_CHECK(resources != nullptr, "CUDA op on context ", ctx.device().str(),
-           ", which has no CUDA stream (create it with Context::cuda)");
-  return *resources;
-}
-
 // The widest word (16, 8, 4, 2 or 1 bytes) dividing every value given: byte counts and addresses.
 int64_t word_bytes(std::initializer_list<uint64_t> values) {
   for (int64_t w = 16; w > 1; w /= 2) {
@@ -159,7 +152,7 @@ void permute(const Context& ctx, const Tensor& x, const std::vector<int>& perm, 
     }
   }
 
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "permute");
   DeviceGuard guard(r.device());
   if (m <= 1) {  // the identity after merging: a plain copy
     CUDA_CHECK(cudaMemcpyAsync(out.raw(), x.raw(), static_cast<size_t>(total_elements * element),
@@ -204,7 +197,7 @@ void copy_slice(const Context& ctx, const Tensor& src, int dim, int64_t src_begi
   const char* from = static_cast<const char*>(src.raw()) + src_begin * inner * element;
   char* to = static_cast<char*>(dst.raw()) + dst_begin * inner * element;
 
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "copy_slice");
   DeviceGuard guard(r.device());
   if (outer == 1 || (row_bytes == src_pitch && row_bytes == dst_pitch)) {  // one contiguous block
     CUDA_CHECK(cudaMemcpyAsync(to, from, static_cast<size_t>(outer * row_bytes),

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/cuda/check.h"
+#include "core/cuda/element_access.cuh"
 #include "core/cuda/ops.h"
 #include "core/cuda/resources.h"
 #include "core/error.h"
@@ -19,26 +20,7 @@
 namespace wanbatch::core::cuda {
 namespace {
 
-// ---- fp32 loads and stores (round to nearest even, as core/dtype.cpp) -------------------------
-
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-
-template <typename T>
-__device__ __forceinline__ T from_float(float v);
-template <>
-__device__ __forceinline__ float from_float<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) {
-  return __float2half_rn(v);
-}
+// Element loads and stores: core/cuda/element_access.cuh.
 
 // Four consecutive elements as one aligned access (16 bytes for f32, 8 for bf16/f16).
 template <typename T>
@@ -62,31 +44,7 @@ __device__ __forceinline__ void store4(T* p, const float (&f)[4]) {
 }
 
 // Small parameter vectors (weights, shift, scale, gate, timesteps) keep their own dtype, known
-// only at run time; the switch is uniform across the block.
-__device__ __forceinline__ float load_any(const void* p, DType dtype, int64_t i) {
-  switch (dtype) {
-    case DType::BF16:
-      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-    case DType::F16:
-      return __half2float(static_cast<const __half*>(p)[i]);
-    default:
-      return static_cast<const float*>(p)[i];
-  }
-}
-
-__device__ __forceinline__ void store_any(void* p, DType dtype, int64_t i, float v) {
-  switch (dtype) {
-    case DType::BF16:
-      static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
-      break;
-    case DType::F16:
-      static_cast<__half*>(p)[i] = __float2half_rn(v);
-      break;
-    default:
-      static_cast<float*>(p)[i] = v;
-      break;
-  }
-}
+// only at run time (load_any, store_any); the switch is uniform across the block.
 
 // ---- block reductions ------------------------------------------------------------------------
 
@@ -117,17 +75,46 @@ __device__ float block_reduce(float v, float* scratch, Op op, float identity) {
   return warp_reduce(lane < warps ? scratch[lane] : identity, op);
 }
 
+// Two sums in one block reduction (one pair of barriers instead of two); the same per-value order
+// of additions as two block_reduce calls. `scratch` holds 32 float2.
+__device__ void block_sum2(float& a, float& b, float2* scratch) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  a = warp_reduce(a, SumOp{});
+  b = warp_reduce(b, SumOp{});
+  __syncthreads();
+  if (lane == 0) scratch[warp] = make_float2(a, b);
+  __syncthreads();
+  const float2 v = lane < warps ? scratch[lane] : make_float2(0.0f, 0.0f);
+  a = warp_reduce(v.x, SumOp{});
+  b = warp_reduce(v.y, SumOp{});
+}
+
 // ---- row-wise normalisations -----------------------------------------------------------------
 
 enum class NormKind { kLayer, kRms, kModulate };
 
 // A per-column parameter: [D] or [1, D] (row_stride 0) or [L, D] (row_stride D); null if absent.
+// vec4: f32, 16-byte aligned rows, so four columns from a multiple of 4 are one float4 load.
 struct Param {
   const void* data = nullptr;
   DType dtype = DType::F32;
   int64_t row_stride = 0;
+  bool vec4 = false;
   __device__ float at(int64_t row, int64_t j) const {
     return load_any(data, dtype, row * row_stride + j);
+  }
+  __device__ void at4(int64_t row, int64_t j, float (&f)[4]) const {
+    if (vec4) {
+      const float4 v =
+          *reinterpret_cast<const float4*>(static_cast<const float*>(data) + row * row_stride + j);
+      f[0] = v.x;
+      f[1] = v.y;
+      f[2] = v.z;
+      f[3] = v.w;
+    } else {
+#pragma unroll
+      for (int k = 0; k < 4; ++k) f[k] = at(row, j + k);
+    }
   }
 };
 
@@ -168,6 +155,7 @@ template <typename Tx, typename To, NormKind kKind>
 __global__ void row_norm_kernel(NormArgs a) {
   extern __shared__ float cache[];
   __shared__ float scratch[32];
+  __shared__ float2 scratch2[32];
   const int64_t row = blockIdx.x, width = a.width;
   const Tx* x = static_cast<const Tx*>(a.x) + row * width;
   To* out = static_cast<To*>(a.out) + row * width;
@@ -214,8 +202,8 @@ __global__ void row_norm_kernel(NormArgs a) {
         centred += d * d;
       }
     }
-    residual = block_reduce(residual, scratch, SumOp{}, 0.0f) / static_cast<float>(width);
-    centred = block_reduce(centred, scratch, SumOp{}, 0.0f);
+    block_sum2(residual, centred, scratch2);
+    residual /= static_cast<float>(width);
     inv = 1.0f /
           sqrtf(fmaxf(centred / static_cast<float>(width) - residual * residual, 0.0f) + a.eps);
   }
@@ -236,6 +224,35 @@ __global__ void row_norm_kernel(NormArgs a) {
     }
     return r;
   };
+  // Four columns at once: the parameters as float4 loads where they allow it.
+  auto finish4 = [&](int64_t j, float(&f)[4]) {
+    float p[4], q[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      if constexpr (kRms) {
+        f[k] = __fmul_rn(f[k], inv);
+      } else {
+        f[k] = __fmul_rn(__fsub_rn(__fsub_rn(f[k], mean), residual), inv);
+      }
+    }
+    if constexpr (kKind == NormKind::kModulate) {
+      a.scale.at4(row, j, p);
+      a.shift.at4(row, j, q);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) f[k] = __fadd_rn(__fmul_rn(f[k], __fadd_rn(1.0f, p[k])), q[k]);
+    } else {
+      if (a.weight.data) {
+        a.weight.at4(0, j, p);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) f[k] = __fmul_rn(f[k], p[k]);
+      }
+      if (a.bias.data) {
+        a.bias.at4(0, j, q);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) f[k] = __fadd_rn(f[k], q[k]);
+      }
+    }
+  };
   if (a.vec) {
     for (int64_t j = first; j < width; j += step) {
       float f[4];
@@ -245,8 +262,7 @@ __global__ void row_norm_kernel(NormArgs a) {
       } else {
         load4(x + j, f);
       }
-#pragma unroll
-      for (int k = 0; k < 4; ++k) f[k] = finish(j + k, f[k]);
+      finish4(j, f);
       store4(out + j, f);
     }
   } else {
@@ -299,8 +315,10 @@ __global__ void gated_residual_kernel(const Tx* x_all, const Ty* y_all, To* out_
       float a[4], b[4], r[4];
       load4(x + j, a);
       load4(y + j, b);
+      float g[4];
+      gate.at4(row, j, g);
 #pragma unroll
-      for (int k = 0; k < 4; ++k) r[k] = __fadd_rn(a[k], __fmul_rn(b[k], gate.at(row, j + k)));
+      for (int k = 0; k < 4; ++k) r[k] = __fadd_rn(a[k], __fmul_rn(b[k], g[k]));
       store4(out + j, r);
     }
   } else {
@@ -381,13 +399,6 @@ __global__ void sinusoidal_kernel(const void* timesteps, DType t_dtype, void* ou
 
 // ---- host side -------------------------------------------------------------------------------
 
-const Resources& resources_of(const Context& ctx) {
-  const Resources* resources = ctx.cuda_resources();
-  WB_CHECK(resources != nullptr, "CUDA op on context ", ctx.device().str(),
-           ", which has no CUDA stream (create it with Context::cuda)");
-  return *resources;
-}
-
 bool is_op_float(DType dtype) {
   return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16;
 }
@@ -424,6 +435,7 @@ Param param_of(const Tensor& t, int64_t rows) {
   p.dtype = t.dtype();
   // [L, D] with L > 1 is per row; [D] and [1, D] broadcast (rows == 1 makes both the same).
   p.row_stride = (t.ndim() == 2 && t.dim(0) > 1 && rows > 1) ? t.dim(1) : 0;
+  p.vec4 = p.dtype == DType::F32 && aligned4(p.data, sizeof(float)) && p.row_stride % 4 == 0;
   return p;
 }
 
@@ -433,7 +445,7 @@ void launch_norm(const char* op, const Context& ctx, const Tensor& x, Tensor& ou
   if (x.numel() == 0 || width == 0) return;
   const int64_t rows = x.numel() / width;
   WB_CHECK(rows <= INT32_MAX, op, ": ", rows, " rows exceed one grid");
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "norm");
   DeviceGuard guard(r.device());
   a.x = x.raw();
   a.out = out.raw();
@@ -458,7 +470,7 @@ void launch_unary(const char* op, const Context& ctx, const Tensor& x, Tensor& o
   const int64_t n = out.numel();
   if (n == 0) return;
   check_float(op, {&x, &out});
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "norm");
   DeviceGuard guard(r.device());
   const unsigned blocks = grid_blocks(n, r.sm_count());
   with_type(x.dtype(), [&](auto tx) {
@@ -508,7 +520,7 @@ void gated_residual(const Context& ctx, const Tensor& x, const Tensor& y, const 
   const int64_t rows = x.dim(0), width = x.dim(1);
   if (rows == 0 || width == 0) return;
   WB_CHECK(rows <= INT32_MAX, "gated_residual: ", rows, " rows exceed one grid");
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "norm");
   DeviceGuard guard(r.device());
   const bool vec = width % 4 == 0 && aligned4(x.raw(), dtype_size(x.dtype())) &&
                    aligned4(y.raw(), dtype_size(y.dtype())) &&
@@ -536,7 +548,7 @@ void softmax(const Context& ctx, const Tensor& x, Tensor& out) {
   if (x.numel() == 0 || width == 0) return;
   const int64_t rows = x.numel() / width;
   WB_CHECK(rows <= INT32_MAX, "softmax: ", rows, " rows exceed one grid");
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "norm");
   DeviceGuard guard(r.device());
   const bool cached = width <= kMaxCachedWidth;
   const size_t smem = cached ? static_cast<size_t>(width) * sizeof(float) : 0;
@@ -577,7 +589,7 @@ void linear_combination(const Context& ctx, const std::vector<double>& coefficie
   }
   const int64_t n = out.numel();
   if (n == 0) return;
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "norm");
   DeviceGuard guard(r.device());
   linear_combination_kernel<<<grid_blocks(n, r.sm_count()), kThreadsPerBlock, 0, r.stream()>>>(
       a, out.raw(), out.dtype(), n);
@@ -588,7 +600,7 @@ void sinusoidal_embedding(const Context& ctx, const Tensor& timesteps, Tensor& o
   check_float("sinusoidal_embedding", {&timesteps, &out});
   const int64_t count = timesteps.numel(), half = out.dim(1) / 2;
   if (count == 0 || half == 0) return;
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "norm");
   DeviceGuard guard(r.device());
   sinusoidal_kernel<<<grid_blocks(count * half, r.sm_count()), kThreadsPerBlock, 0, r.stream()>>>(
       timesteps.raw(), timesteps.dtype(), out.raw(), out.dtype(), count, half);

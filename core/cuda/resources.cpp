@@ -20,6 +20,13 @@ DeviceGuard::~DeviceGuard() {
   if (previous_ != device_) cudaSetDevice(previous_);  // best effort: destructors do not throw
 }
 
+const Resources& resources_of(const Context& ctx, const char* op) {
+  const Resources* resources = ctx.cuda_resources();
+  WB_CHECK(resources != nullptr, op, " on context ", ctx.device().str(),
+           ", which has no CUDA stream (create it with Context::cuda)");
+  return *resources;
+}
+
 void Resources::StreamDeleter::operator()(cudaStream_t stream) const noexcept {
   with_device_noexcept(device, [&] { cudaStreamDestroy(stream); });
 }

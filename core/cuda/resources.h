@@ -15,6 +15,10 @@
 
 #include "core/dtype.h"
 
+namespace wanbatch::core {
+class Context;
+}  // namespace wanbatch::core
+
 namespace wanbatch::core::cuda {
 
 // Makes `device` current for a scope and restores the previous device after, so that a call on
@@ -79,6 +83,10 @@ struct Resources {
   std::unique_ptr<cudnnContext, CudnnDeleter> cudnn_;
   std::unique_ptr<void, DeviceMemoryDeleter> workspace_;
 };
+
+// ctx's resources, for the CUDA op `op`; throws naming it when ctx is a context without a CUDA
+// stream (core/ops.cpp dispatches only CUDA contexts here, so this guards direct calls).
+const Resources& resources_of(const Context& ctx, const char* op);
 
 // Runs `f` with `device` current and restores the previous device, ignoring every CUDA error: for
 // destructors and release paths, which must not throw (the runtime may already be shutting down,

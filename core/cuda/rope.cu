@@ -1,16 +1,26 @@
-// CUDA kernels of Wan's 3D RoPE (rope_3d) and of the fused q/k path rms_norm_rope. As the CPU twin
-// (core/cpu/rope.cpp) and the reference do, the pair frequencies are computed in double (on the
-// host, by the CPU's formula), the angles and their cos/sin in double per token, and each channel
-// pair is rotated in double and rounded once, so results match the CPU to the last bit but for
-// rare one-ulp differences of the device's double sin/cos. One block per token: its cos/sin table
-// is computed once into shared memory and used by every head.
+// CUDA kernels of Wan's 3D RoPE (rope_3d) and of the fused q/k path rms_norm_rope. The rotation
+// angle of channel pair p of a token (f, h, w) depends on one coordinate only (frame pairs on f,
+// height pairs on h, width pairs on w), so cos/sin are tabulated per (position, pair): computed on
+// the host in double exactly as the CPU twin (core/cpu/rope.cpp) does, rounded to fp32, uploaded
+// once per (device, head_dim, longest grid axis) and kept for the life of the process. Each pair
+// is then rotated in fp32 with a table lookup (≈1e-7 relative to the CPU's double rotation).
+// Rows are processed in 16-byte chunks kept in registers, one token per group of threads and
+// several tokens per block for narrow rows, so the kernels run near memory bandwidth.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <type_traits>
+#include <vector>
 
 #include "core/cuda/check.h"
+#include "core/cuda/element_access.cuh"
 #include "core/cuda/ops.h"
 #include "core/cuda/resources.h"
 #include "core/error.h"
@@ -18,159 +28,81 @@
 namespace wanbatch::core::cuda {
 namespace {
 
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+// Element loads and stores (to_float, from_float, load_any): core/cuda/element_access.cuh.
 
-template <typename T>
-__device__ __forceinline__ T from_float(float v);
-template <>
-__device__ __forceinline__ float from_float<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) {
-  return __float2half_rn(v);
-}
-
-__device__ __forceinline__ float load_any(const void* p, DType dtype, int64_t i) {
-  switch (dtype) {
-    case DType::BF16:
-      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-    case DType::F16:
-      return __half2float(static_cast<const __half*>(p)[i]);
-    default:
-      return static_cast<const float*>(p)[i];
-  }
-}
-
-// A channel pair as one 2-element access (8 bytes for f32, 4 for bf16/f16) when the tensor's
-// base allows it; rows hold an even number of elements, so every pair is then aligned.
-template <typename T>
-struct alignas(2 * sizeof(T)) Pack2 {
-  T v[2];
+// N consecutive elements as one access of up to 16 bytes (wider packs split into 16-byte ones).
+template <typename T, int N>
+struct alignas(sizeof(T) * N > 16 ? 16 : sizeof(T) * N) Pack {
+  T v[N];
 };
 
-template <typename T>
-__device__ __forceinline__ bool pair_aligned(const T* p) {
-  return reinterpret_cast<uintptr_t>(p) % (2 * sizeof(T)) == 0;
+template <typename T, int N>
+constexpr size_t pack_alignment() {
+  return alignof(Pack<T, N>);
 }
 
-template <typename T>
-__device__ __forceinline__ void load_pair(const T* p, bool paired, float& a, float& b) {
-  if (paired) {
-    const Pack2<T> pack = *reinterpret_cast<const Pack2<T>*>(p);
-    a = to_float(pack.v[0]);
-    b = to_float(pack.v[1]);
+// A chunk of kN elements of a row. kN > 2: the host checked the pack alignment. kN == 2 (one
+// channel pair, the generic path): a 2-element access when `paired`, else element by element.
+template <int kN, typename T>
+__device__ __forceinline__ void load_chunk(const T* p, bool paired, float (&f)[kN]) {
+  if (kN > 2 || paired) {
+    const Pack<T, kN> pack = *reinterpret_cast<const Pack<T, kN>*>(p);
+#pragma unroll
+    for (int k = 0; k < kN; ++k) f[k] = to_float(pack.v[k]);
   } else {
-    a = to_float(p[0]);
-    b = to_float(p[1]);
+#pragma unroll
+    for (int k = 0; k < kN; ++k) f[k] = to_float(p[k]);
   }
 }
 
-template <typename T>
-__device__ __forceinline__ void store_pair(T* p, bool paired, float a, float b) {
-  if (paired) {
-    Pack2<T> pack;
-    pack.v[0] = from_float<T>(a);
-    pack.v[1] = from_float<T>(b);
-    *reinterpret_cast<Pack2<T>*>(p) = pack;
+template <int kN, typename T>
+__device__ __forceinline__ void store_chunk(T* p, bool paired, const float (&f)[kN]) {
+  if (kN > 2 || paired) {
+    Pack<T, kN> pack;
+#pragma unroll
+    for (int k = 0; k < kN; ++k) pack.v[k] = from_float<T>(f[k]);
+    *reinterpret_cast<Pack<T, kN>*>(p) = pack;
   } else {
-    p[0] = from_float<T>(a);
-    p[1] = from_float<T>(b);
+#pragma unroll
+    for (int k = 0; k < kN; ++k) p[k] = from_float<T>(f[k]);
   }
 }
 
-// head_dim ≤ 512 (Wan uses 128); the table travels as a kernel parameter (≈2.3 KiB of 4 KiB).
-constexpr int kMaxPairs = 256;
+// Chunks a thread keeps in registers; a row with more is re-read (from L2) by the second pass.
+constexpr int kSlots = 4;
+// Tokens one block may hold (narrow rows share a block).
+constexpr int kMaxTokensPerBlock = 8;
 
-// Per channel pair of a head: its grid axis (0 frame, 1 height, 2 width) and frequency,
-// exactly core/cpu/rope.cpp's pair_frequencies.
-struct RopeTable {
-  double frequency[kMaxPairs];
-  unsigned char axis[kMaxPairs];
-  int pairs;
-  int64_t frames, height, width;  // the grid
-  int64_t token_offset;
+struct RopeArgs {
+  const float2* table;  // [extent, pairs]: (cos, sin) of position · frequency(pair), fp32
+  int pairs;            // per head: head_dim / 2
+  int frame_pairs;      // pairs [0, frame_pairs) rotate by the frame position,
+  int height_end;       // [frame_pairs, height_end) by the row, the rest by the column
+  int64_t frames, height, width, token_offset;
+  int64_t tokens, row_width;  // row_width = heads · head_dim elements
+  int64_t chunks;             // per row: row_width / kN
+  bool paired;                // kN == 2 only: x and out allow 2-element accesses
 };
 
-RopeTable make_table(int64_t head_dim, const ops::RopeGrid& grid, int64_t token_offset) {
-  WB_CHECK(head_dim / 2 <= kMaxPairs, "rope: CUDA kernel takes head_dim up to ", 2 * kMaxPairs,
-           ", got ", head_dim);
-  RopeTable t{};
-  const int64_t sixth = head_dim / 6;
-  const int64_t part_dims[3] = {head_dim - 4 * sixth, 2 * sixth, 2 * sixth};
-  int p = 0;
-  for (int axis = 0; axis < 3; ++axis) {
-    for (int64_t i = 0; i < part_dims[axis]; i += 2) {
-      const double exponent = static_cast<double>(i) / static_cast<double>(part_dims[axis]);
-      t.frequency[p] = 1.0 / std::pow(10000.0, exponent);
-      t.axis[p] = static_cast<unsigned char>(axis);
-      ++p;
-    }
-  }
-  t.pairs = p;  // head_dim / 2: the parts are even and sum to head_dim
-  t.frames = grid.frames;
-  t.height = grid.height;
-  t.width = grid.width;
-  t.token_offset = token_offset;
-  return t;
-}
+struct NormArgs {
+  const void* weight = nullptr;  // [row_width] or null
+  DType weight_dtype = DType::F32;
+  bool weight_vec = false;  // f32 and aligned: loaded kN at a time
+  float eps = 0.0f;
+};
 
-// Fills cos_t/sin_t for global token g (block-wide; the caller synchronises before use).
-__device__ void token_angles(const RopeTable& t, int64_t g, double* cos_t, double* sin_t) {
-  const int64_t position[3] = {g / (t.height * t.width), (g / t.width) % t.height, g % t.width};
-  for (int p = threadIdx.x; p < t.pairs; p += blockDim.x) {
-    const double angle = static_cast<double>(position[t.axis[p]]) * t.frequency[p];
-    sincos(angle, &sin_t[p], &cos_t[p]);
+template <int kN>
+__device__ __forceinline__ void load_weight(const NormArgs& n, int64_t j0, float (&w)[kN]) {
+  if (n.weight_vec) {
+    const Pack<float, kN> pack =
+        *reinterpret_cast<const Pack<float, kN>*>(static_cast<const float*>(n.weight) + j0);
+#pragma unroll
+    for (int k = 0; k < kN; ++k) w[k] = pack.v[k];
+  } else {
+#pragma unroll
+    for (int k = 0; k < kN; ++k) w[k] = load_any(n.weight, n.weight_dtype, j0 + k);
   }
 }
-
-// (re, im) · (cos, sin) in double as the CPU computes it (two products, then one add), each
-// rounded once to fp32; _rn keeps nvcc from contracting to FMA.
-__device__ __forceinline__ void rotate(float re, float im, double c, double s, float& out_re,
-                                       float& out_im) {
-  out_re = static_cast<float>(__dsub_rn(__dmul_rn(re, c), __dmul_rn(im, s)));
-  out_im = static_cast<float>(__dadd_rn(__dmul_rn(re, s), __dmul_rn(im, c)));
-}
-
-// x, out [L, H, D] as rows of H·D; one block per token. Padding tokens (g ≥ f·h·w) are copied,
-// converted when the dtypes differ, or left alone when out is x. out may alias x.
-template <typename Tx, typename To>
-__global__ void rope_kernel(const Tx* x_all, To* out_all, int64_t heads, RopeTable t) {
-  __shared__ double cos_t[kMaxPairs], sin_t[kMaxPairs];
-  const int64_t token = blockIdx.x, g = t.token_offset + token;
-  const int64_t row_width = heads * 2 * t.pairs;
-  const Tx* x = x_all + token * row_width;
-  To* out = out_all + token * row_width;
-  const bool paired = pair_aligned(x_all) && pair_aligned(out_all);
-  const int pairs = t.pairs;
-  if (g >= t.frames * t.height * t.width) {
-    if (static_cast<const void*>(x) == static_cast<const void*>(out)) return;
-    for (int64_t q = threadIdx.x; q < heads * pairs; q += blockDim.x) {
-      float a, b;
-      load_pair(x + 2 * q, paired, a, b);
-      store_pair(out + 2 * q, paired, a, b);
-    }
-    return;
-  }
-  token_angles(t, g, cos_t, sin_t);
-  __syncthreads();
-  for (int64_t q = threadIdx.x; q < heads * pairs; q += blockDim.x) {
-    const int p = static_cast<int>(q % pairs);
-    float re, im;
-    load_pair(x + 2 * q, paired, re, im);
-    rotate(re, im, cos_t[p], sin_t[p], re, im);
-    store_pair(out + 2 * q, paired, re, im);
-  }
-}
-
-// Rows wider than this are re-read from global memory instead of kept in shared memory.
-constexpr int64_t kMaxCachedWidth = 8192;
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
@@ -178,81 +110,115 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// Every thread gets the block's sum; blockDim.x is a multiple of 32.
-__device__ float block_sum(float v, float* scratch) {
+// The sum over the threads of one token (a row of the block: blockDim.x, a multiple of 32).
+// Every thread of the block must call it (it may hold a barrier).
+__device__ float token_sum(float v, float (*scratch)[32]) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
   v = warp_sum(v);
+  if (warps == 1) return v;  // uniform across the block
+  if (lane == 0) scratch[threadIdx.y][warp] = v;
   __syncthreads();
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  return warp_sum(lane < warps ? scratch[lane] : 0.0f);
+  return warp_sum(lane < warps ? scratch[threadIdx.y][lane] : 0.0f);
 }
 
-// rms_norm over each token's H·D channels (fp32 statistics, as core/cuda/norm.cu), then the
-// rotation of rope_kernel on the normalised fp32 values; padding tokens are normalised only.
-// out may alias x: every element is read in pass 1, before the barrier, and pass 2 writes each
-// element from the thread that reads it.
-template <typename Tx, typename To>
-__global__ void rms_norm_rope_kernel(const Tx* x_all, To* out_all, const void* weight,
-                                     DType weight_dtype, float eps, int64_t heads, bool cached,
-                                     RopeTable t) {
-  extern __shared__ float cache[];
-  __shared__ double cos_t[kMaxPairs], sin_t[kMaxPairs];
-  __shared__ float scratch[32];
-  const int64_t token = blockIdx.x, g = t.token_offset + token;
-  const int pairs = t.pairs;
-  const int64_t row_width = heads * 2 * pairs;
-  const Tx* x = x_all + token * row_width;
-  To* out = out_all + token * row_width;
-  const bool rotated = g < t.frames * t.height * t.width;
-
-  const bool paired = pair_aligned(x_all) && pair_aligned(out_all);
-
-  // Pass 1 walks the pairs as pass 2 does, so each thread later reads back what it cached.
-  float sum_sq = 0.0f;
-  for (int64_t q = threadIdx.x; q < heads * pairs; q += blockDim.x) {
-    float a, b;
-    load_pair(x + 2 * q, paired, a, b);
-    if (cached) {
-      cache[2 * q] = a;
-      cache[2 * q + 1] = b;
-    }
-    sum_sq += a * a;
-    sum_sq += b * b;
+// Per token: x, out [tokens, row_width]; blockDim.y tokens per block, blockDim.x threads each.
+// kNorm: rms_norm over the row first (fp32 statistics as core/cuda/norm.cu; padding tokens are
+// normalised only); otherwise padding tokens (g ≥ f·h·w) are copied, converted when the dtypes
+// differ, or left alone when out is x. out may alias x: every element is read and written by one
+// thread, and with kNorm every element is read before the barrier in token_sum.
+template <typename Tx, typename To, int kN, bool kNorm>
+__global__ void rope_rows_kernel(const Tx* x_all, To* out_all, RopeArgs a, NormArgs n) {
+  __shared__ float scratch[kMaxTokensPerBlock][32];
+  const int64_t token = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
+  const bool live = token < a.tokens;
+  const int64_t g = a.token_offset + token;
+  const bool rotated = g < a.frames * a.height * a.width;
+  if constexpr (!kNorm) {  // no barrier below: idle threads may leave
+    if (!live) return;
+    if (!rotated && static_cast<const void*>(x_all) == static_cast<const void*>(out_all)) return;
   }
-  if (rotated) token_angles(t, g, cos_t, sin_t);
-  sum_sq = block_sum(sum_sq, scratch);  // its barriers also publish the cache and the table
-  const float inv_rms = 1.0f / sqrtf(sum_sq / static_cast<float>(row_width) + eps);
+  const Tx* x = x_all + token * a.row_width;
+  To* out = out_all + token * a.row_width;
+  const int64_t first = threadIdx.x, step = blockDim.x;
 
-  for (int64_t q = threadIdx.x; q < heads * pairs; q += blockDim.x) {
-    const int64_t j = 2 * q;
-    float a, b;
-    if (cached) {
-      a = cache[j];
-      b = cache[j + 1];
-    } else {
-      load_pair(x + j, paired, a, b);
+  float v[kSlots][kN];
+  float sum_sq = 0.0f;
+#pragma unroll
+  for (int s = 0; s < kSlots; ++s) {
+    const int64_t c = first + s * step;
+    if (live && c < a.chunks) {
+      load_chunk<kN>(x + c * kN, a.paired, v[s]);
+      if constexpr (kNorm) {
+#pragma unroll
+        for (int k = 0; k < kN; ++k) sum_sq += v[s][k] * v[s][k];
+      }
     }
-    a = __fmul_rn(a, inv_rms);
-    b = __fmul_rn(b, inv_rms);
-    if (weight) {
-      a = __fmul_rn(a, load_any(weight, weight_dtype, j));
-      b = __fmul_rn(b, load_any(weight, weight_dtype, j + 1));
+  }
+  float inv_rms = 1.0f;
+  if constexpr (kNorm) {
+    if (live) {
+      for (int64_t c = first + kSlots * step; c < a.chunks; c += step) {
+        float f[kN];
+        load_chunk<kN>(x + c * kN, a.paired, f);
+#pragma unroll
+        for (int k = 0; k < kN; ++k) sum_sq += f[k] * f[k];
+      }
+    }
+    sum_sq = token_sum(sum_sq, scratch);
+    inv_rms = 1.0f / sqrtf(sum_sq / static_cast<float>(a.row_width) + n.eps);
+  }
+  if (!live) return;  // after the block's only barrier
+
+  // Table rows of this token's three coordinates.
+  int64_t frame_row = 0, height_row = 0, width_row = 0;
+  if (rotated) {
+    frame_row = g / (a.height * a.width) * a.pairs;
+    height_row = (g / a.width) % a.height * a.pairs;
+    width_row = g % a.width * a.pairs;
+  }
+  // Normalise (kNorm), rotate (real tokens) and store one chunk, in the CPU twin's order of
+  // roundings; _rn keeps nvcc from contracting the products into other FMAs.
+  auto finish = [&](int64_t c, float(&f)[kN]) {
+    const int64_t j0 = c * kN;
+    if constexpr (kNorm) {
+#pragma unroll
+      for (int k = 0; k < kN; ++k) f[k] = __fmul_rn(f[k], inv_rms);
+      if (n.weight) {
+        float w[kN];
+        load_weight<kN>(n, j0, w);
+#pragma unroll
+        for (int k = 0; k < kN; ++k) f[k] = __fmul_rn(f[k], w[k]);
+      }
     }
     if (rotated) {
-      const int p = static_cast<int>(q % pairs);
-      rotate(a, b, cos_t[p], sin_t[p], a, b);
+      int p = static_cast<int>((j0 / 2) % a.pairs);
+#pragma unroll
+      for (int k = 0; k < kN; k += 2) {
+        const int64_t row = p < a.frame_pairs  ? frame_row
+                            : p < a.height_end ? height_row
+                                               : width_row;
+        const float2 cs = __ldg(a.table + row + p);
+        const float re = f[k], im = f[k + 1];
+        f[k] = __fmaf_rn(re, cs.x, -__fmul_rn(im, cs.y));
+        f[k + 1] = __fmaf_rn(re, cs.y, __fmul_rn(im, cs.x));
+        if (++p == a.pairs) p = 0;
+      }
     }
-    store_pair(out + j, paired, a, b);
+    store_chunk<kN>(out + j0, a.paired, f);
+  };
+#pragma unroll
+  for (int s = 0; s < kSlots; ++s) {
+    const int64_t c = first + s * step;
+    if (c < a.chunks) finish(c, v[s]);
+  }
+  for (int64_t c = first + kSlots * step; c < a.chunks; c += step) {
+    float f[kN];
+    load_chunk<kN>(x + c * kN, a.paired, f);
+    finish(c, f);
   }
 }
 
-const Resources& resources_of(const Context& ctx) {
-  const Resources* resources = ctx.cuda_resources();
-  WB_CHECK(resources != nullptr, "CUDA op on context ", ctx.device().str(),
-           ", which has no CUDA stream (create it with Context::cuda)");
-  return *resources;
-}
+// ---- host side -------------------------------------------------------------------------------
 
 void check_float(const char* op, std::initializer_list<const Tensor*> ts) {
   for (const Tensor* t : ts) {
@@ -275,11 +241,106 @@ void with_type(DType dtype, F&& f) {
   }
 }
 
-// Threads per token block: enough for one channel pair each up to 256 threads.
-int token_threads(int64_t pairs_per_token) {
-  int threads = 32;
-  while (threads < 256 && threads < pairs_per_token) threads *= 2;
-  return threads;
+// Per channel pair of a head, its frequency: exactly core/cpu/rope.cpp's pair_frequencies.
+std::vector<double> pair_frequencies(int64_t head_dim) {
+  const int64_t sixth = head_dim / 6;
+  const int64_t part_dims[3] = {head_dim - 4 * sixth, 2 * sixth, 2 * sixth};
+  std::vector<double> frequencies;
+  for (int axis = 0; axis < 3; ++axis) {
+    for (int64_t i = 0; i < part_dims[axis]; i += 2) {
+      const double exponent = static_cast<double>(i) / static_cast<double>(part_dims[axis]);
+      frequencies.push_back(1.0 / std::pow(10000.0, exponent));
+    }
+  }
+  return frequencies;  // head_dim / 2 of them: the parts are even and sum to head_dim
+}
+
+// The device's (cos, sin) table for positions [0, extent) and every pair of `head_dim`, built on
+// first use (with `device` current). The tables of the whole process, per (device, head_dim,
+// extent); never freed (a few KiB each, and kernels in flight may still read them).
+const float2* rope_table(int device, int64_t head_dim, int64_t extent) {
+  static std::mutex* mutex = new std::mutex;
+  static auto* tables = new std::map<std::tuple<int, int64_t, int64_t>, const float2*>;
+  std::lock_guard<std::mutex> lock(*mutex);
+  const auto key = std::make_tuple(device, head_dim, extent);
+  const auto it = tables->find(key);
+  if (it != tables->end()) return it->second;
+  const std::vector<double> frequencies = pair_frequencies(head_dim);
+  const size_t pairs = frequencies.size();
+  std::vector<float2> host(static_cast<size_t>(extent) * pairs);
+  for (int64_t pos = 0; pos < extent; ++pos) {
+    for (size_t p = 0; p < pairs; ++p) {
+      // The CPU's angle and its cos/sin in double, then rounded once to fp32.
+      const double angle = static_cast<double>(pos) * frequencies[p];
+      host[static_cast<size_t>(pos) * pairs + p] =
+          make_float2(static_cast<float>(std::cos(angle)), static_cast<float>(std::sin(angle)));
+    }
+  }
+  void* table = nullptr;
+  CUDA_CHECK(cudaMalloc(&table, host.size() * sizeof(float2)));
+  // Synchronous: the table is complete before any stream can use it (rare: once per key).
+  CUDA_CHECK(cudaMemcpy(table, host.data(), host.size() * sizeof(float2), cudaMemcpyHostToDevice));
+  tables->emplace(key, static_cast<const float2*>(table));
+  return static_cast<const float2*>(table);
+}
+
+bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+// Shared by rope_3d and rms_norm_rope (kNorm): picks the chunk width and launch shape.
+template <bool kNorm>
+void launch_rope(const char* op, const Context& ctx, const Tensor& x, const ops::RopeGrid& grid,
+                 int64_t token_offset, const NormArgs& n, Tensor& out) {
+  const int64_t tokens = x.dim(0), heads = x.dim(1), head_dim = x.dim(2);
+  if (x.numel() == 0) return;
+  const Resources& r = resources_of(ctx, "rope");
+  DeviceGuard guard(r.device());
+  const int64_t extent = std::max({grid.frames, grid.height, grid.width});
+  const int64_t sixth = head_dim / 6;
+  RopeArgs a{};
+  a.table = rope_table(r.device(), head_dim, extent);
+  a.pairs = static_cast<int>(head_dim / 2);
+  a.frame_pairs = static_cast<int>((head_dim - 4 * sixth) / 2);
+  a.height_end = a.frame_pairs + static_cast<int>(sixth);
+  a.frames = grid.frames;
+  a.height = grid.height;
+  a.width = grid.width;
+  a.token_offset = token_offset;
+  a.tokens = tokens;
+  a.row_width = heads * head_dim;
+
+  with_type(x.dtype(), [&](auto tx) {
+    with_type(out.dtype(), [&](auto to) {
+      using Tx = decltype(tx);
+      using To = decltype(to);
+      constexpr int kWide = static_cast<int>(16 / sizeof(Tx));  // 16-byte loads of x
+      const bool wide = a.row_width % kWide == 0 && aligned(x.raw(), 16) &&
+                        aligned(out.raw(), pack_alignment<To, kWide>());
+      auto launch = [&](auto chunk) {
+        constexpr int kN = decltype(chunk)::value;
+        RopeArgs args = a;
+        NormArgs norm = n;
+        args.chunks = a.row_width / kN;
+        args.paired = aligned(x.raw(), 2 * sizeof(Tx)) && aligned(out.raw(), 2 * sizeof(To));
+        norm.weight_vec = n.weight_vec && aligned(n.weight, pack_alignment<float, kN>());
+        // About two chunks per thread; narrow rows share a block (about 256 threads).
+        const int64_t per_token = (args.chunks + 1) / 2;
+        const int threads_x =
+            static_cast<int>(std::clamp<int64_t>((per_token + 31) / 32 * 32, 32, 1024));
+        const int threads_y = std::clamp(256 / threads_x, 1, kMaxTokensPerBlock);
+        const int64_t blocks = (tokens + threads_y - 1) / threads_y;
+        WB_CHECK(blocks <= INT32_MAX, op, ": ", tokens, " tokens exceed one grid");
+        rope_rows_kernel<Tx, To, kN, kNorm>
+            <<<static_cast<unsigned>(blocks), dim3(threads_x, threads_y), 0, r.stream()>>>(
+                static_cast<const Tx*>(x.raw()), static_cast<To*>(out.raw()), args, norm);
+      };
+      if (wide) {
+        launch(std::integral_constant<int, kWide>{});
+      } else {
+        launch(std::integral_constant<int, 2>{});
+      }
+    });
+  });
+  CUDA_CHECK_LAUNCH("rope_rows_kernel");
 }
 
 }  // namespace
@@ -287,49 +348,20 @@ int token_threads(int64_t pairs_per_token) {
 void rope_3d(const Context& ctx, const Tensor& x, const ops::RopeGrid& grid, int64_t token_offset,
              Tensor& out) {
   check_float("rope_3d", {&x, &out});
-  const int64_t tokens = x.dim(0), heads = x.dim(1), head_dim = x.dim(2);
-  if (x.numel() == 0) return;
-  WB_CHECK(tokens <= INT32_MAX, "rope_3d: ", tokens, " tokens exceed one grid");
-  const RopeTable table = make_table(head_dim, grid, token_offset);
-  const Resources& r = resources_of(ctx);
-  DeviceGuard guard(r.device());
-  const int threads = token_threads(heads * table.pairs);
-  with_type(x.dtype(), [&](auto tx) {
-    with_type(out.dtype(), [&](auto to) {
-      using Tx = decltype(tx);
-      using To = decltype(to);
-      rope_kernel<<<static_cast<unsigned>(tokens), threads, 0, r.stream()>>>(
-          static_cast<const Tx*>(x.raw()), static_cast<To*>(out.raw()), heads, table);
-    });
-  });
-  CUDA_CHECK_LAUNCH("rope_kernel");
+  launch_rope<false>("rope_3d", ctx, x, grid, token_offset, NormArgs{}, out);
 }
 
 void rms_norm_rope(const Context& ctx, const Tensor& x, const Tensor& weight, float eps,
                    const ops::RopeGrid& grid, int64_t token_offset, Tensor& out) {
   check_float("rms_norm_rope", {&x, &weight, &out});
-  const int64_t tokens = x.dim(0), heads = x.dim(1), head_dim = x.dim(2);
-  if (x.numel() == 0) return;
-  WB_CHECK(tokens <= INT32_MAX, "rms_norm_rope: ", tokens, " tokens exceed one grid");
-  const RopeTable table = make_table(head_dim, grid, token_offset);
-  const Resources& r = resources_of(ctx);
-  DeviceGuard guard(r.device());
-  const int64_t width = heads * head_dim;
-  const bool cached = width <= kMaxCachedWidth;
-  const size_t smem = cached ? static_cast<size_t>(width) * sizeof(float) : 0;
-  const int threads = token_threads(heads * table.pairs);
-  const void* w = weight.defined() ? weight.raw() : nullptr;
-  const DType w_dtype = weight.defined() ? weight.dtype() : DType::F32;
-  with_type(x.dtype(), [&](auto tx) {
-    with_type(out.dtype(), [&](auto to) {
-      using Tx = decltype(tx);
-      using To = decltype(to);
-      rms_norm_rope_kernel<<<static_cast<unsigned>(tokens), threads, smem, r.stream()>>>(
-          static_cast<const Tx*>(x.raw()), static_cast<To*>(out.raw()), w, w_dtype, eps, heads,
-          cached, table);
-    });
-  });
-  CUDA_CHECK_LAUNCH("rms_norm_rope_kernel");
+  NormArgs n;
+  n.eps = eps;
+  if (weight.defined()) {
+    n.weight = weight.raw();
+    n.weight_dtype = weight.dtype();
+    n.weight_vec = weight.dtype() == DType::F32;  // and aligned: checked per chunk width
+  }
+  launch_rope<true>("rms_norm_rope", ctx, x, grid, token_offset, n, out);
 }
 
 }  // namespace wanbatch::core::cuda

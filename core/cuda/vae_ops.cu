@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "core/cuda/check.h"
+#include "core/cuda/element_access.cuh"
 #include "core/cuda/ops.h"
 #include "core/cuda/resources.h"
 #include "core/error.h"
@@ -24,38 +25,6 @@ template <typename T>
 struct Tag {
   using type = T;
 };
-
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-
-template <typename T>
-__device__ __forceinline__ T from_float(float v);
-template <>
-__device__ __forceinline__ float from_float<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) {
-  return __float2half_rn(v);
-}
-
-// Per-channel parameters (gamma, bias, scale, shift) are small vectors whose dtype may differ from
-// the activations'; one run-time switch, uniform across the warp, saves instantiations.
-__device__ __forceinline__ float load_param(const void* p, DType dtype, int64_t i) {
-  switch (dtype) {
-    case DType::BF16:
-      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-    case DType::F16:
-      return __half2float(static_cast<const __half*>(p)[i]);
-    default:
-      return static_cast<const float*>(p)[i];
-  }
-}
 
 __device__ __forceinline__ int64_t first_index() {
   return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -85,13 +54,6 @@ void with_float_types(const char* op, DType in, DType out, F&& f) {
   with_float_type(op, in, [&](auto in_tag) {
     with_float_type(op, out, [&](auto out_tag) { f(in_tag, out_tag); });
   });
-}
-
-const Resources& resources_of(const Context& ctx) {
-  const Resources* resources = ctx.cuda_resources();
-  WB_CHECK(resources != nullptr, "CUDA op on context ", ctx.device().str(),
-           ", which has no CUDA stream (create it with Context::cuda)");
-  return *resources;
 }
 
 // Grid for kernels that give each block row y one channel (params read once per block) and
@@ -127,8 +89,8 @@ __global__ void rms_norm_channels_kernel(const TX* x, const void* gamma, DType g
     // order.
     const double factor = root_c / fmax(sqrt(sum), 1e-12);
     for (int64_t c = 0; c < channels; ++c) {
-      const double g = load_param(gamma, gamma_dtype, c);
-      const float b = bias ? load_param(bias, bias_dtype, c) : 0.0f;
+      const double g = load_any(gamma, gamma_dtype, c);
+      const float b = bias ? load_any(bias, bias_dtype, c) : 0.0f;
       const double v = to_float(x[c * positions + p]);
       out[c * positions + p] = from_float<TO>(__fadd_rn(static_cast<float>(v * factor * g), b));
     }
@@ -143,8 +105,8 @@ __global__ void channel_affine_kernel(const TX* x, const void* scale, DType scal
                                       const void* shift, DType shift_dtype, TO* out,
                                       int64_t channels, int64_t plane) {
   for (int64_t c = blockIdx.y; c < channels; c += gridDim.y) {
-    const float a = load_param(scale, scale_dtype, c);
-    const float b = load_param(shift, shift_dtype, c);
+    const float a = load_any(scale, scale_dtype, c);
+    const float b = load_any(shift, shift_dtype, c);
     const TX* src = x + c * plane;
     TO* dst = out + c * plane;
     for (int64_t i = first_index(); i < plane; i += grid_stride()) {
@@ -158,7 +120,7 @@ template <typename TO>
 __global__ void add_bias_kernel(TO* out, const void* bias, DType bias_dtype, int64_t rows,
                                 int64_t channels, int64_t plane) {
   for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
-    const float b = load_param(bias, bias_dtype, r % channels);
+    const float b = load_any(bias, bias_dtype, r % channels);
     TO* dst = out + r * plane;
     for (int64_t i = first_index(); i < plane; i += grid_stride()) {
       dst[i] = from_float<TO>(__fadd_rn(to_float(dst[i]), b));
@@ -287,7 +249,7 @@ void rms_norm_channels(const Context& ctx, const Tensor& x, const Tensor& gamma,
   const int64_t channels = x.dim(0);
   const int64_t positions = channels ? x.numel() / channels : 0;
   if (positions == 0 || channels == 0) return;
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "rms_norm_channels");
   DeviceGuard guard(r.device());
   const unsigned blocks = grid_blocks(positions, r.sm_count());
   const double root_c = std::sqrt(static_cast<double>(channels));
@@ -308,7 +270,7 @@ void channel_affine(const Context& ctx, const Tensor& x, const Tensor& scale, co
   const int64_t channels = x.dim(0);
   const int64_t plane = channels ? x.numel() / channels : 0;
   if (plane == 0 || channels == 0) return;
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "channel_affine");
   DeviceGuard guard(r.device());
   const dim3 grid = channel_grid(channels, plane, r.sm_count());
   with_float_types("channel_affine", x.dtype(), out.dtype(), [&](auto in, auto to) {
@@ -329,7 +291,7 @@ void repeat_interleave(const Context& ctx, const Tensor& x, int dim, Tensor& out
   const int unit = unit_bytes(run_bytes, x.raw(), out.raw());
   const auto units = static_cast<int64_t>(run_bytes / static_cast<size_t>(unit));
   const int64_t total = static_cast<int64_t>(out.nbytes() / static_cast<size_t>(unit));
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "repeat_interleave");
   DeviceGuard guard(r.device());
   const unsigned blocks = grid_blocks(total, r.sm_count());
   with_unit_type(unit, [&](auto tag) {
@@ -344,7 +306,7 @@ void mean_dim(const Context& ctx, const Tensor& x, int dim, Tensor& out) {
   const int64_t outer = product(x, 0, dim), extent = x.dim(dim);
   const int64_t inner = product(x, dim + 1, x.ndim());
   if (out.numel() == 0) return;
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "mean_dim");
   DeviceGuard guard(r.device());
   with_float_types("mean_dim", x.dtype(), out.dtype(), [&](auto in, auto to) {
     using TX = typename decltype(in)::type;
@@ -368,7 +330,7 @@ void upsample_nearest_2x(const Context& ctx, const Tensor& x, Tensor& out) {
   const int64_t total = out.numel();
   if (total == 0) return;
   const int64_t h = x.dim(-2), w = x.dim(-1);
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "upsample_nearest_2x");
   DeviceGuard guard(r.device());
   const unsigned blocks = grid_blocks(total, r.sm_count());
   with_float_types("upsample_nearest_2x", x.dtype(), out.dtype(), [&](auto in, auto to) {
@@ -385,7 +347,7 @@ void conv3d_pad_input(const Context& ctx, const void* x, DType dtype, int64_t pl
                       const std::array<int64_t, 3>& padded_dims, void* padded) {
   const int64_t total = planes * padded_dims[0] * padded_dims[1] * padded_dims[2];
   if (total == 0) return;
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "conv3d_pad_input");
   DeviceGuard guard(r.device());
   const unsigned blocks = grid_blocks(total, r.sm_count());
   with_unit_type(static_cast<int>(dtype_size(dtype)), [&](auto tag) {
@@ -402,7 +364,7 @@ void conv3d_add_bias(const Context& ctx, Tensor& out, const Tensor& bias) {
   const int64_t plane = out.dim(-1) * out.dim(-2) * out.dim(-3);
   const int64_t rows = plane ? out.numel() / plane : 0;
   if (rows == 0 || plane == 0) return;
-  const Resources& r = resources_of(ctx);
+  const Resources& r = resources_of(ctx, "conv3d_add_bias");
   DeviceGuard guard(r.device());
   const dim3 grid = channel_grid(rows, plane, r.sm_count());
   with_float_type("conv3d", out.dtype(), [&](auto to) {

@@ -110,7 +110,7 @@ bool preset_has_two_experts(const std::string& name) { return find_preset(name).
 DitConfig detect(const std::map<std::string, core::Shape>& shapes,
                  std::optional<int64_t> num_heads) {
   DitConfig c;
-  const core::Shape& patch = require(shapes, "patch_embedding.weight", 5);
+  const core::Shape patch = require(shapes, "patch_embedding.weight", 5);
   c.dim = patch[0];
   c.in_dim = patch[1];
   c.patch_size = {patch[2], patch[3], patch[4]};

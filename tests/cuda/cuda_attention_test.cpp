@@ -267,6 +267,33 @@ TEST(CudaAttention, CudnnMatchesFallback) {
                label("cuDNN vs fallback", DType::BF16, 2, 4096, 4096, 12, 128, k_lens));
 }
 
+// One plan, key lengths changing between calls queued back to back on one stream: each call must
+// read its own lengths (the plan's length buffer is rewritten, in stream order, only on change).
+TEST(CudaAttention, CudnnKeyLengthsChangeBetweenQueuedCalls) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  const Context gpu = Context::cuda(0);
+  const Device device = Device::cuda(0);
+  const std::vector<std::vector<int64_t>> lens = {
+      {1000, 515}, {300, 1000}, {1000, 515}, {1000, 1000}};
+  Inputs in = make_inputs(2, 1000, 1000, 12, 128, 128, DType::BF16, {}, 501);
+  const Tensor q = in.q.to(device), k = in.k.to(device), v = in.v.to(device);
+  std::vector<Tensor> outs;
+  for (const std::vector<int64_t>& l : lens) {  // no synchronisation between the calls
+    ops::AttentionOptions options;
+    options.k_lens = l;
+    Tensor out = Tensor::empty({2, 1000, 12, 128}, DType::BF16, device);
+    ops::fill(gpu, out, std::nanf(""));
+    ops::attention(gpu, q, k, v, out, options);
+    outs.push_back(out);
+  }
+  gpu.synchronize();
+  for (size_t i = 0; i < lens.size(); ++i) {
+    in.options.k_lens = lens[i];
+    expect_close(run_cpu(in), outs[i].to(Device::cpu()), kBf16Atol, kBf16Rtol,
+                 label("cuDNN queued", DType::BF16, 2, 1000, 1000, 12, 128, lens[i]));
+  }
+}
+
 // The shapes Wan runs must get a cuDNN plan (a refusal would silently cost ~20× in speed).
 TEST(CudaAttention, CudnnBuildsPlansForWanShapes) {
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";

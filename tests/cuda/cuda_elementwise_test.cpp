@@ -8,8 +8,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
-#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,58 +16,18 @@
 #include "core/dtype.h"
 #include "core/ops.h"
 #include "core/tensor.h"
+#include "cuda_test_support.h"
 
 namespace wanbatch::core {
 namespace {
 
 constexpr DType kFloatDtypes[] = {DType::F32, DType::BF16, DType::F16};
 
-// Uniform random values in [lo, hi) stored as `dtype` on the host.
-Tensor random_tensor(const Shape& shape, DType dtype, float lo, float hi, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> uniform(lo, hi);
-  std::vector<float> values(static_cast<size_t>(shape_numel(shape)));
-  for (float& v : values) v = uniform(rng);
-  const Tensor f32 = Tensor::from_vector(values, shape);
-  return dtype == DType::F32 ? f32 : f32.to(dtype);
-}
-
-Tensor on_gpu(const Tensor& host) { return host.to(Device::cuda(0)); }
-
-std::string label(const std::string& op, DType dtype, const Shape& a, const Shape& b = {}) {
-  std::string s = op + " " + std::string(dtype_name(dtype)) + " " + shape_str(a);
-  if (!b.empty()) s += " with " + shape_str(b);
-  return s;
-}
-
-// Same dtype, shape and bytes; names the first differing elements (as floats) otherwise.
-void expect_identical(const Tensor& cpu, const Tensor& gpu, const std::string& what) {
-  const Tensor host = gpu.to(Device::cpu());
-  ASSERT_EQ(cpu.dtype(), host.dtype()) << what;
-  ASSERT_EQ(cpu.shape(), host.shape()) << what;
-  const size_t size = dtype_size(cpu.dtype());
-  const auto* c = static_cast<const unsigned char*>(cpu.raw());
-  const auto* g = static_cast<const unsigned char*>(host.raw());
-  const std::vector<float> cf = cpu.to_floats(), gf = host.to_floats();
-  int64_t mismatches = 0;
-  std::string examples;
-  for (int64_t i = 0; i < cpu.numel(); ++i) {
-    if (std::memcmp(c + i * size, g + i * size, size) == 0) continue;
-    if (++mismatches <= 5) {
-      examples += "\n  [" + std::to_string(i) + "] cpu " + std::to_string(cf[i]) + ", gpu " +
-                  std::to_string(gf[i]);
-    }
-  }
-  EXPECT_EQ(mismatches, 0) << what << ": " << mismatches << " of " << cpu.numel()
-                           << " elements differ" << examples;
-}
-
-// Position of a bf16/f16 value on the number line in units of its last place (±0 both 0), so
-// that neighbouring representable values are 1 apart.
-int32_t ulp_position(uint16_t bits) {
-  const int32_t magnitude = bits & 0x7fff;
-  return (bits & 0x8000) ? -magnitude : magnitude;
-}
+using cuda_test::expect_identical;
+using cuda_test::label;
+using cuda_test::on_gpu;
+using cuda_test::random_tensor;
+using cuda_test::ulp_position;
 
 // For the transcendental ops. f32: |gpu − cpu| ≤ atol + rtol·|cpu|. bf16/f16: the fp32 results
 // differ by far less than the 16-bit format's spacing, so after rounding they are equal or, when

@@ -4,6 +4,7 @@
 // Every test skips itself on a machine without a GPU.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -21,6 +22,7 @@
 #include "core/error.h"
 #include "core/ops.h"
 #include "core/tensor.h"
+#include "cuda_test_support.h"
 
 namespace wanbatch::core {
 namespace {
@@ -58,21 +60,17 @@ void expect_same_elements(const Tensor& source, const Tensor& cpu, const Tensor&
   ASSERT_EQ(cpu.dtype(), gpu.dtype());
   ASSERT_EQ(cpu.numel(), gpu.numel());
   ASSERT_TRUE(gpu.device().is_cpu());
-  const size_t size = dtype_size(cpu.dtype());
-  const auto* c = static_cast<const unsigned char*>(cpu.raw());
-  const auto* g = static_cast<const unsigned char*>(gpu.raw());
-  int64_t mismatches = 0;
+  const std::vector<int64_t> differing = cuda_test::differing_elements(cpu, gpu);
   std::string examples;
-  for (int64_t i = 0; i < cpu.numel(); ++i) {
-    if (std::memcmp(c + i * size, g + i * size, size) == 0) continue;
-    if (++mismatches <= 8) {
-      examples += "\n  [" + std::to_string(i) + "] source " +
-                  hex_element(source.raw(), source.dtype(), i) + ": cpu " +
-                  hex_element(c, cpu.dtype(), i) + ", gpu " + hex_element(g, gpu.dtype(), i);
-    }
+  for (size_t k = 0; k < std::min<size_t>(differing.size(), 8); ++k) {
+    const int64_t i = differing[k];
+    examples += "\n  [" + std::to_string(i) + "] source " +
+                hex_element(source.raw(), source.dtype(), i) + ": cpu " +
+                hex_element(cpu.raw(), cpu.dtype(), i) + ", gpu " +
+                hex_element(gpu.raw(), gpu.dtype(), i);
   }
-  EXPECT_EQ(mismatches, 0) << what << ": " << mismatches << " of " << cpu.numel()
-                           << " elements differ" << examples;
+  EXPECT_EQ(differing.size(), 0u) << what << ": " << differing.size() << " of " << cpu.numel()
+                                  << " elements differ" << examples;
 }
 
 float bits_to_float(uint32_t bits) {

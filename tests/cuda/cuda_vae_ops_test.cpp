@@ -8,9 +8,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
-#include <limits>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -18,78 +15,23 @@
 #include "core/dtype.h"
 #include "core/ops.h"
 #include "core/tensor.h"
+#include "cuda_test_support.h"
 
 namespace wanbatch::core {
 namespace {
 
-constexpr float kNan = std::numeric_limits<float>::quiet_NaN();
+using cuda_test::expect_identical;
+using cuda_test::label;
+using cuda_test::on_gpu;
+using cuda_test::poisoned;
+using cuda_test::random_tensor;
+using cuda_test::ulp_position;
 
-// Uniform random values in [lo, hi) stored as `dtype` on the host.
-Tensor random_tensor(const Shape& shape, DType dtype, float lo, float hi, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> uniform(lo, hi);
-  std::vector<float> values(static_cast<size_t>(shape_numel(shape)));
-  for (float& v : values) v = uniform(rng);
-  const Tensor f32 = Tensor::from_vector(values, shape);
-  return dtype == DType::F32 ? f32 : f32.to(dtype);
-}
-
-Tensor on_gpu(const Tensor& host) { return host.to(Device::cuda(0)); }
-
-// A GPU output whose every element is NaN (integers: a sentinel), written on ctx's stream.
-Tensor poisoned(const Context& gpu, const Shape& shape, DType dtype) {
-  Tensor t = Tensor::empty(shape, dtype, Device::cuda(0));
-  ops::fill(gpu, t, is_floating(dtype) ? kNan : -12345.0f);
-  return t;
-}
-
-std::string label(const std::string& op, DType dtype, const Shape& shape) {
-  return op + " " + std::string(dtype_name(dtype)) + " " + shape_str(shape);
-}
-
-// Same dtype, shape and bytes; names the first differing elements (as floats) otherwise.
-void expect_identical(const Tensor& cpu, const Tensor& gpu, const std::string& what) {
-  const Tensor host = gpu.to(Device::cpu());
-  ASSERT_EQ(cpu.dtype(), host.dtype()) << what;
-  ASSERT_EQ(cpu.shape(), host.shape()) << what;
-  const size_t size = dtype_size(cpu.dtype());
-  const auto* c = static_cast<const unsigned char*>(cpu.raw());
-  const auto* g = static_cast<const unsigned char*>(host.raw());
-  const std::vector<float> cf = cpu.to_floats(), gf = host.to_floats();
-  int64_t mismatches = 0;
-  std::string examples;
-  for (int64_t i = 0; i < cpu.numel(); ++i) {
-    if (std::memcmp(c + i * size, g + i * size, size) == 0) continue;
-    if (++mismatches <= 5) {
-      examples += "\n  [" + std::to_string(i) + "] cpu " + std::to_string(cf[i]) + ", gpu " +
-                  std::to_string(gf[i]);
-    }
-  }
-  EXPECT_EQ(mismatches, 0) << what << ": " << mismatches << " of " << cpu.numel()
-                           << " elements differ" << examples;
-}
-
-// |gpu − cpu| ≤ bound[i] for every element (compared as floats; NaN never passes).
+// The shared bound check; here the reference also has the output's dtype.
 void expect_within(const Tensor& cpu, const Tensor& gpu, const std::vector<float>& bound,
                    const std::string& what) {
-  const Tensor host = gpu.to(Device::cpu());
-  ASSERT_EQ(cpu.dtype(), host.dtype()) << what;
-  ASSERT_EQ(cpu.shape(), host.shape()) << what;
-  const std::vector<float> c = cpu.to_floats(), g = host.to_floats();
-  ASSERT_EQ(bound.size(), c.size()) << what;
-  int64_t failures = 0;
-  double worst = 0.0;
-  std::string examples;
-  for (size_t i = 0; i < c.size(); ++i) {
-    const double error = std::fabs(static_cast<double>(g[i]) - c[i]);
-    if (bound[i] > 0) worst = std::max(worst, error / bound[i]);
-    if (!(error <= bound[i]) && ++failures <= 5) {
-      examples += "\n  [" + std::to_string(i) + "] cpu " + std::to_string(c[i]) + ", gpu " +
-                  std::to_string(g[i]) + ", bound " + std::to_string(bound[i]);
-    }
-  }
-  EXPECT_EQ(failures, 0) << what << ": " << failures << " of " << c.size()
-                         << " outside the bound (worst at " << worst << " of it)" << examples;
+  ASSERT_EQ(cpu.dtype(), gpu.dtype()) << what;
+  cuda_test::expect_within(cpu, gpu, bound, what);
 }
 
 // atol + rtol·|cpu| per element.
@@ -97,12 +39,6 @@ std::vector<float> relative_bound(const Tensor& cpu, float atol, float rtol) {
   std::vector<float> bound = cpu.to_floats();
   for (float& b : bound) b = atol + rtol * std::fabs(b);
   return bound;
-}
-
-// bf16/f16 position on the number line in units of the last place (±0 both 0).
-int32_t ulp_position(uint16_t bits) {
-  const int32_t magnitude = bits & 0x7fff;
-  return (bits & 0x8000) ? -magnitude : magnitude;
 }
 
 // 16-bit results at most `ulps` units in the last place apart.
@@ -215,6 +151,28 @@ Tensor conv_weight(const Shape& shape, DType dtype, uint32_t seed) {
   return random_tensor(shape, dtype, -limit, limit, seed);
 }
 
+// conv3d on the GPU against the CPU for every conv case, inputs and output in `dtype`, each element
+// within tolerance·(Σ|x·w| + |b|) + floor.
+void expect_conv3d_matches_cpu(DType dtype, float tolerance, float floor, uint32_t seed) {
+  const Context cpu = Context::cpu();
+  const Context gpu = Context::cuda(0);
+  for (const ConvCase& c : conv_cases()) {
+    const Tensor x = random_tensor(c.x, dtype, -1.0f, 1.0f, seed++);
+    const Tensor w = conv_weight(c.weight, dtype, seed++);
+    const Tensor b = c.bias ? random_tensor({c.weight[0]}, dtype, -0.5f, 0.5f, seed++) : Tensor();
+    const Shape out_shape = ops::conv3d_output_shape(c.x, c.weight, c.params);
+    Tensor expected = Tensor::empty(out_shape, dtype);
+    ops::conv3d(cpu, x, w, b, c.params, expected);
+    Tensor out = poisoned(gpu, out_shape, dtype);
+    ops::conv3d(gpu, on_gpu(x), on_gpu(w), c.bias ? on_gpu(b) : Tensor(), c.params, out);
+    gpu.synchronize();
+    std::vector<float> bound = magnitude_sums(x, w, b, c.params, out_shape);
+    for (float& e : bound) e = tolerance * e + floor;
+    expect_within(expected, out, bound,
+                  "conv3d " + std::string(dtype_name(dtype)) + " " + c.name + " " + shape_str(c.x));
+  }
+}
+
 // f32: no TF32 (CUDNN_FMA_MATH), so CPU and GPU differ only by summation order, which with
 // K = C·kt·kh·kw ≤ 2592 terms moves a result by a few·sqrt(K)·2⁻²⁴ ≈ 1e-6 of Σ|x·w|, typically;
 // 1e-5 of Σ|x·w| + |b| leaves a margin, while TF32 (10-bit mantissa, ~1e-3) would fail at once.
@@ -222,24 +180,7 @@ constexpr float kConvF32Tolerance = 1e-5f;
 
 TEST(CudaVaeOps, Conv3dF32MatchesCpu) {
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
-  const Context cpu = Context::cpu();
-  const Context gpu = Context::cuda(0);
-  uint32_t seed = 100;
-  for (const ConvCase& c : conv_cases()) {
-    const Tensor x = random_tensor(c.x, DType::F32, -1.0f, 1.0f, seed++);
-    const Tensor w = conv_weight(c.weight, DType::F32, seed++);
-    const Tensor b =
-        c.bias ? random_tensor({c.weight[0]}, DType::F32, -0.5f, 0.5f, seed++) : Tensor();
-    const Shape out_shape = ops::conv3d_output_shape(c.x, c.weight, c.params);
-    Tensor expected = Tensor::empty(out_shape, DType::F32);
-    ops::conv3d(cpu, x, w, b, c.params, expected);
-    Tensor out = poisoned(gpu, out_shape, DType::F32);
-    ops::conv3d(gpu, on_gpu(x), on_gpu(w), c.bias ? on_gpu(b) : Tensor(), c.params, out);
-    gpu.synchronize();
-    std::vector<float> bound = magnitude_sums(x, w, b, c.params, out_shape);
-    for (float& e : bound) e = kConvF32Tolerance * e + 1e-7f;
-    expect_within(expected, out, bound, "conv3d f32 " + c.name + " " + shape_str(c.x));
-  }
+  expect_conv3d_matches_cpu(DType::F32, kConvF32Tolerance, 1e-7f, 100);
 }
 
 // bf16 in and out, fp32 accumulation on both sides (the CPU converts the same bf16 inputs to
@@ -251,24 +192,7 @@ constexpr float kConvBf16Tolerance = 8e-3f;
 
 TEST(CudaVaeOps, Conv3dBf16MatchesCpu) {
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
-  const Context cpu = Context::cpu();
-  const Context gpu = Context::cuda(0);
-  uint32_t seed = 200;
-  for (const ConvCase& c : conv_cases()) {
-    const Tensor x = random_tensor(c.x, DType::BF16, -1.0f, 1.0f, seed++);
-    const Tensor w = conv_weight(c.weight, DType::BF16, seed++);
-    const Tensor b =
-        c.bias ? random_tensor({c.weight[0]}, DType::BF16, -0.5f, 0.5f, seed++) : Tensor();
-    const Shape out_shape = ops::conv3d_output_shape(c.x, c.weight, c.params);
-    Tensor expected = Tensor::empty(out_shape, DType::BF16);
-    ops::conv3d(cpu, x, w, b, c.params, expected);
-    Tensor out = poisoned(gpu, out_shape, DType::BF16);
-    ops::conv3d(gpu, on_gpu(x), on_gpu(w), c.bias ? on_gpu(b) : Tensor(), c.params, out);
-    gpu.synchronize();
-    std::vector<float> bound = magnitude_sums(x, w, b, c.params, out_shape);
-    for (float& e : bound) e = kConvBf16Tolerance * e + 1e-6f;
-    expect_within(expected, out, bound, "conv3d bf16 " + c.name + " " + shape_str(c.x));
-  }
+  expect_conv3d_matches_cpu(DType::BF16, kConvBf16Tolerance, 1e-6f, 200);
 }
 
 // The same shape twice (the cached plan) and a different one in between give the same results.

@@ -12,6 +12,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "error_of.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/topology.h"
 
@@ -29,16 +30,7 @@ class CommTest : public ::testing::Test {
   int size() const { return comm_->size(); }
 };
 
-// The message of the Error `f` throws, or "" when it throws none.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 TEST_F(CommTest, RankAndSizeMatchMpi) {
   int rank = -1, size = 0;

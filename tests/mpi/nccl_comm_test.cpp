@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "core/ops.h"
 #include "core/tensor.h"
+#include "error_of.h"
 #include "parallel/comm.h"
 #include "parallel/mpi_runtime.h"
 
@@ -87,16 +88,7 @@ class NcclCommTest : public ::testing::Test {
   static inline std::string skip_reason_;
 };
 
-// The message of the Error `f` throws, or "" when it throws none.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 // A host tensor of random values. With `integers`, small whole numbers whose sums over up to 4
 // ranks are exact in every dtype, so sums are equal whatever order each backend adds in.
