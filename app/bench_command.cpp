@@ -27,13 +27,15 @@ int bench_command(const Invocation& call) {
       ("iterations", po::value<int>()->default_value(5), "timed forwards")
       ("warmup", po::value<int>()->default_value(2), "forwards before timing")
       ("seed", po::value<uint64_t>()->default_value(0), "random weights and inputs")
-      ("cpu", po::bool_switch(), "run on the CPU (fp32) instead of the GPU");
+      ("ulysses", po::value<int>()->default_value(1),
+       "Ulysses sequence parallelism over N ranks (start under mpirun -np N)")
+      ("cpu", po::bool_switch(), "run on the CPU (fp32) instead of the GPU")
+      ("shard-weights", po::bool_switch(),
+       "split the blocks' weights over the --ulysses ranks, gathering each block before it runs");
   // clang-format on
-  add_parallel_options(spec.options);
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
 
-  WB_CHECK(!cfg_parallel_option(*vm), "bench times one forward: --cfg-parallel does not apply");
   bench::DitBenchOptions options;
   options.variant = (*vm)["variant"].as<std::string>();
   std::tie(options.width, options.height) = parse_size((*vm)["size"].as<std::string>());
@@ -41,6 +43,7 @@ int bench_command(const Invocation& call) {
   options.iterations = (*vm)["iterations"].as<int>();
   options.warmup = (*vm)["warmup"].as<int>();
   options.seed = (*vm)["seed"].as<uint64_t>();
+  options.shard_weights = (*vm)["shard-weights"].as<bool>();
   return bench::run_dit_benchmark_command(options, ulysses_option(*vm), (*vm)["cpu"].as<bool>());
 }
 

@@ -81,7 +81,7 @@ std::string memory_estimate(const model::wan::DitConfig& c,
                             const std::vector<jobs::ManifestItem>& items,
                             const parallel::Topology& topology, const std::string& dit,
                             const std::string& high, const std::string& t5, const std::string& vae,
-                            bool gpu) {
+                            bool gpu, bool sharded) {
   int64_t tokens = 0;
   for (const auto& it : items) {
     const core::Shape latent =
@@ -95,8 +95,10 @@ std::string memory_estimate(const model::wan::DitConfig& c,
   const double per_row = 9.0 * c.dim + c.ffn_dim + (topology.sp > 1 ? 6.0 * c.dim : 0.0);
   const double activations = 4.0 * rows * per_row / (1 << 30);
   const double dit_bytes = gpu ? 2.0 : 4.0;
+  // Sharded weights: the blocks (nearly all of the DiT) split over the sp ranks.
   const double weights =
-      loaded_gib(dit, dit_bytes) + (high.empty() ? 0 : loaded_gib(high, dit_bytes));
+      (loaded_gib(dit, dit_bytes) + (high.empty() ? 0 : loaded_gib(high, dit_bytes))) /
+      (sharded ? topology.sp : 1);
   const double text = loaded_gib(t5), decoder = vae.empty() ? 0 : loaded_gib(vae);
   char line[320];
   std::snprintf(line, sizeof line,
@@ -225,7 +227,10 @@ int run_command(const Invocation& call) {
            << "\n  output: " << out_dir.string() << "\n"
            << memory_estimate(config, items, groups.topology, dit_path, high_path, t5_path,
                               no_video ? "" : (*vm)["vae"].as<std::string>(),
-                              ctx.device().is_cuda());
+                              ctx.device().is_cuda(), shard_weights_option(*vm, groups) != nullptr)
+           << "  DiT weights: "
+           << (shard_weights_option(*vm, groups) ? "blocks sharded over the sp ranks\n"
+                                                 : "whole on every rank\n");
       for (size_t k = 0; k < items.size(); ++k) {
         const auto& it = items[k];
         plan << "  [" << k + 1 << "/" << items.size() << "] " << it.id << " (line " << it.line
@@ -280,6 +285,8 @@ int run_command(const Invocation& call) {
   pipeline_options.dit_high = high_path;
   pipeline_options.low_load = low_options;
   pipeline_options.high_load = high_options;
+  pipeline_options.low_load.shard_comm = shard_weights_option(*vm, groups);
+  pipeline_options.high_load.shard_comm = pipeline_options.low_load.shard_comm;
   pipeline_options.boundary = boundary;
   pipeline_options.t5 = t5_path;
   pipeline_options.tokenizer = tokenizer_path;

@@ -87,7 +87,10 @@ void add_parallel_options(po::options_description& options) {
        "Ulysses sequence parallelism: N ranks share each item's token sequence (N divides the "
        "model's heads)")
       ("cfg-parallel", po::bool_switch(),
-       "run the prompt and the negative prompt of guided steps on two ranks");
+       "run the prompt and the negative prompt of guided steps on two ranks")
+      ("shard-weights", po::value<std::string>()->default_value("auto"),
+       "split every DiT block's weights over the --ulysses ranks, gathering each block before "
+       "it runs: auto (when --ulysses > 1), on or off");
   // clang-format on
 }
 
@@ -98,6 +101,14 @@ int ulysses_option(const po::variables_map& vm) {
 }
 
 bool cfg_parallel_option(const po::variables_map& vm) { return vm["cfg-parallel"].as<bool>(); }
+
+parallel::Comm* shard_weights_option(const po::variables_map& vm, const parallel::Groups& groups) {
+  const std::string mode = vm["shard-weights"].as<std::string>();
+  WB_CHECK(mode == "auto" || mode == "on" || mode == "off", "--shard-weights '", mode,
+           "': expected auto, on or off");
+  if (mode == "off" || groups.topology.sp == 1) return nullptr;  // one rank: nothing to split
+  return groups.sp.get();
+}
 
 std::pair<int64_t, int64_t> parse_size(const std::string& text) {
   const size_t x = text.find('x');

@@ -12,6 +12,7 @@
 #include "io/hdf5_file.h"
 #include "model/wan/dit_loader.h"
 #include "model/wan/vae.h"
+#include "parallel/groups.h"
 
 namespace wanbatch::app {
 
@@ -46,6 +47,9 @@ core::Context device_context(const po::variables_map& vm);
 void add_parallel_options(po::options_description& options);
 int ulysses_option(const po::variables_map& vm);
 bool cfg_parallel_option(const po::variables_map& vm);
+// --shard-weights auto|on|off: the communicator the DiT's block weights are sharded over (the sp
+// group; auto: when it has more than one rank), or null.
+parallel::Comm* shard_weights_option(const po::variables_map& vm, const parallel::Groups& groups);
 
 // "WxH" (--size): width and height; throws naming the text otherwise.
 std::pair<int64_t, int64_t> parse_size(const std::string& text);

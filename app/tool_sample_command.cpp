@@ -178,11 +178,17 @@ int tool_sample_command(const Invocation& call) {
   WB_LOG(info) << "on " << ctx.device().str() << ", " << groups.describe();
 
   const auto load_start = std::chrono::steady_clock::now();
-  model::wan::WanDit low = model::wan::load_dit(low_path, ctx, low_options);
+  parallel::Comm* const shard_comm = shard_weights_option(*vm, groups);
+  auto with_shards = [shard_comm](model::wan::DitLoadOptions options) {
+    options.shard_comm = shard_comm;
+    return options;
+  };
+  model::wan::WanDit low = model::wan::load_dit(low_path, ctx, with_shards(low_options));
   low.set_sequence_parallel(groups.sp.get());
   std::optional<model::wan::WanDit> high;
   if (two_experts) {
-    high.emplace(model::wan::load_dit((*vm)["high-noise"].as<std::string>(), ctx, high_options));
+    high.emplace(model::wan::load_dit((*vm)["high-noise"].as<std::string>(), ctx,
+                                      with_shards(high_options)));
     WB_CHECK(high->config().in_dim == low.config().in_dim &&
                  high->config().out_dim == low.config().out_dim,
              "the experts do not match: high-noise ", high->config().variant, ", low-noise ",

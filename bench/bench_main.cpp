@@ -1,6 +1,6 @@
 // wanbatch-bench: `wanbatch bench` for hosts whose Boost has headers but not the Program_options
 // and Log libraries the wanbatch executable needs (as on the GPU test machine). Same options, same
-// output; arguments are `--key value` pairs and the switch `--cpu`.
+// output; arguments are `--key value` pairs and the switches `--cpu` and `--shard-weights`.
 #include <cstdlib>
 #include <exception>
 #include <iostream>
@@ -14,7 +14,7 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: wanbatch-bench --variant V [--size WxH] [--frames F] [--iterations N] [--warmup N] "
-    "[--seed S] [--ulysses N] [--cpu]\n";
+    "[--seed S] [--ulysses N] [--shard-weights] [--cpu]\n";
 
 int64_t number(const std::map<std::string, std::string>& args, const std::string& key,
                int64_t fallback) {
@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
   using namespace wanbatch;
   try {
     std::map<std::string, std::string> args;
-    bool cpu = false;
+    bool cpu = false, shard = false;
     for (int i = 1; i < argc; ++i) {
       const std::string arg = argv[i];
       if (arg == "--help" || arg == "-h") {
@@ -41,6 +41,10 @@ int main(int argc, char** argv) {
       }
       if (arg == "--cpu") {
         cpu = true;
+        continue;
+      }
+      if (arg == "--shard-weights") {
+        shard = true;
         continue;
       }
       WB_CHECK(arg.rfind("--", 0) == 0 && i + 1 < argc, "unexpected argument '", arg, "'\n",
@@ -64,6 +68,7 @@ int main(int argc, char** argv) {
     options.iterations = static_cast<int>(number(args, "iterations", 5));
     options.warmup = static_cast<int>(number(args, "warmup", 2));
     options.seed = static_cast<uint64_t>(number(args, "seed", 0));
+    options.shard_weights = shard;
     return bench::run_dit_benchmark_command(options, static_cast<int>(number(args, "ulysses", 1)),
                                             cpu);
   } catch (const std::exception& e) {

@@ -101,9 +101,10 @@ DitBenchResult run_dit_benchmark(const core::Context& ctx, const DitBenchOptions
     double bytes = 0;
     for (const auto& [name, t] : weights) bytes += static_cast<double>(t.nbytes());
     r.weights_gib = bytes / kGiB;
-    dit.emplace(config, weights, ctx, gemm);
+    dit.emplace(config, weights, ctx, gemm, options.shard_weights ? sp : nullptr);
   }
   dit->set_sequence_parallel(sp);
+  r.resident_block_gib = static_cast<double>(dit->resident_block_bytes()) / kGiB;
 
   model::wan::DitInput input;
   input.latent = random_input(latent_shape, 1.0f, options.seed + 1, DType::F32, ctx);
@@ -197,17 +198,19 @@ std::string result_line(const DitBenchOptions& o, const DitBenchResult& r, int g
     const auto it = r.breakdown_ms.find(key);
     return it == r.breakdown_ms.end() ? 0.0 : it->second;
   };
-  char line[640];
+  char line[768];
   std::snprintf(line, sizeof line,
                 "bench variant=%s size=%lldx%lld frames=%lld gpus=%d sp=%d tokens=%lld "
                 "forward_ms=%.4g tflops=%.4g peak_gib=%.4g weights_gib=%.4g gemm_ms=%.4g "
                 "attention_ms=%.4g communication_ms=%.4g other_ms=%.4g "
-                "gemm_ceiling_tflops=%.4g attention_ceiling_tflops=%.4g",
+                "gemm_ceiling_tflops=%.4g attention_ceiling_tflops=%.4g sharded=%d "
+                "block_weights_gib=%.4g",
                 o.variant.c_str(), static_cast<long long>(o.width),
                 static_cast<long long>(o.height), static_cast<long long>(o.frames), gpus, r.sp,
                 static_cast<long long>(r.tokens), r.forward_ms, r.tflops_per_gpu, r.peak_gib,
                 r.weights_gib, ms("gemm"), ms("attention"), ms("communication"), ms("other"),
-                r.gemm_ceiling_tflops, r.attention_ceiling_tflops);
+                r.gemm_ceiling_tflops, r.attention_ceiling_tflops, o.shard_weights ? 1 : 0,
+                r.resident_block_gib);
   return line;
 }
 

@@ -19,7 +19,8 @@ struct DitBenchOptions {
   int64_t width = 832, height = 480, frames = 81;
   int iterations = 5, warmup = 2;
   uint64_t seed = 0;
-  int64_t text_tokens = 128;  // the prompt's real tokens (the model pads to text_len)
+  int64_t text_tokens = 128;   // the prompt's real tokens (the model pads to text_len)
+  bool shard_weights = false;  // blocks split over the sp ranks, gathered before each block
 };
 
 struct DitBenchResult {
@@ -29,6 +30,7 @@ struct DitBenchResult {
   double forward_ms = 0, min_ms = 0, max_ms = 0;
   double tflops_per_gpu = 0;
   double weights_gib = 0, peak_gib = 0;
+  double resident_block_gib = 0;  // this rank's block parameters (its shards when sharded)
   std::map<std::string, double> breakdown_ms;  // gemm, attention, communication, other
   double gemm_ceiling_tflops = 0, attention_ceiling_tflops = 0;
 };

@@ -6,16 +6,20 @@
 // inf included, so a kernel's output matches its CPU twin's when the fp32 value is the same. Only a
 // NaN may differ: it stays a NaN, but the device writes the canonical one where the CPU keeps the
 // payload. Loads widen exactly. Exact dtype conversions (cast, f8, integers) use convert_async in
-// runtime.cu instead.
+// runtime.cu instead. The host side: check_float, the argument check that makes those loads and
+// stores valid, and with_type, the run-time dtype to device element type dispatch.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <type_traits>
 
 #include "core/dtype.h"
+#include "core/error.h"
+#include "core/tensor.h"
 
 namespace wanbatch::core::cuda {
 
@@ -80,6 +84,31 @@ __device__ __forceinline__ void store_any(void* p, DType dtype, int64_t i, float
     default:
       static_cast<float*>(p)[i] = v;
       break;
+  }
+}
+
+// ---- host side -------------------------------------------------------------------------------
+
+// Every defined tensor of `ts` is f32, bf16 or f16: the formats these kernels load and store.
+inline void check_float(const char* op, std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts) {
+    if (!t->defined()) continue;
+    const DType d = t->dtype();
+    WB_CHECK(d == DType::F32 || d == DType::BF16 || d == DType::F16, op,
+             ": CUDA kernel takes f32, bf16 or f16, got ", t->describe());
+  }
+}
+
+// Calls f with a value of the C++ type holding `dtype` (f32, bf16 or f16; checked by check_float).
+template <typename F>
+void with_type(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::BF16:
+      return f(__nv_bfloat16{});
+    case DType::F16:
+      return f(__half{});
+    default:
+      return f(float{});
   }
 }
 

@@ -399,31 +399,6 @@ __global__ void sinusoidal_kernel(const void* timesteps, DType t_dtype, void* ou
 
 // ---- host side -------------------------------------------------------------------------------
 
-bool is_op_float(DType dtype) {
-  return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16;
-}
-
-void check_float(const char* op, std::initializer_list<const Tensor*> ts) {
-  for (const Tensor* t : ts) {
-    if (!t->defined()) continue;
-    WB_CHECK(is_op_float(t->dtype()), op, ": CUDA kernel takes f32, bf16 or f16, got ",
-             t->describe());
-  }
-}
-
-// Calls f with a value of the C++ type holding `dtype` (f32, bf16 or f16).
-template <typename F>
-void with_type(DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::BF16:
-      return f(__nv_bfloat16{});
-    case DType::F16:
-      return f(__half{});
-    default:
-      return f(float{});
-  }
-}
-
 bool aligned4(const void* p, size_t element) {
   return reinterpret_cast<uintptr_t>(p) % (4 * element) == 0;
 }

@@ -220,27 +220,6 @@ __global__ void rope_rows_kernel(const Tx* x_all, To* out_all, RopeArgs a, NormA
 
 // ---- host side -------------------------------------------------------------------------------
 
-void check_float(const char* op, std::initializer_list<const Tensor*> ts) {
-  for (const Tensor* t : ts) {
-    if (!t->defined()) continue;
-    const DType d = t->dtype();
-    WB_CHECK(d == DType::F32 || d == DType::BF16 || d == DType::F16, op,
-             ": CUDA kernel takes f32, bf16 or f16, got ", t->describe());
-  }
-}
-
-template <typename F>
-void with_type(DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::BF16:
-      return f(__nv_bfloat16{});
-    case DType::F16:
-      return f(__half{});
-    default:
-      return f(float{});
-  }
-}
-
 // Per channel pair of a head, its frequency: exactly core/cpu/rope.cpp's pair_frequencies.
 std::vector<double> pair_frequencies(int64_t head_dim) {
   const int64_t sixth = head_dim / 6;

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "core/profiler.h"
 #include "model/wan/weight_layout.h"
 #include "parallel/topology.h"
 
@@ -25,7 +26,7 @@ constexpr int64_t kClipTokens = 257;
 }  // namespace
 
 WanDit::WanDit(const DitConfig& config, const Weights& weights, const core::Context& ctx,
-               DType gemm_dtype)
+               DType gemm_dtype, parallel::Comm* shard_comm)
     : config_(config), gemm_dtype_(gemm_dtype) {
   WB_CHECK(gemm_dtype == DType::F32 || gemm_dtype == DType::BF16 || gemm_dtype == DType::F16,
            "DiT: GEMMs in ", core::dtype_name(gemm_dtype), " are not supported (f32, bf16, f16)");
@@ -66,33 +67,119 @@ WanDit::WanDit(const DitConfig& config, const Weights& weights, const core::Cont
     img_norm2_weight_ = get("img_emb.proj.4.weight");
     img_norm2_bias_ = get("img_emb.proj.4.bias");
   }
+  // The blocks: the GEMMs' weights and biases in the GEMM dtype, norms and modulation in fp32.
+  auto block_dtype = [gemm_dtype](const std::string& suffix) {
+    return suffix.find("norm") != std::string::npos || suffix == "modulation" ? DType::F32
+                                                                              : gemm_dtype;
+  };
+  std::vector<std::string> suffixes;
+  for (const auto& [name, shape] : expected) {
+    if (name.rfind("blocks.0.", 0) == 0) suffixes.push_back(name.substr(9));
+  }
+  if (shard_comm == nullptr || shard_comm->size() == 1) {
+    for (int64_t i = 0; i < config.num_layers; ++i) {
+      const std::string p = "blocks." + std::to_string(i) + ".";
+      blocks_.push_back(make_block(
+          [&](const std::string& suffix) { return get(p + suffix, block_dtype(suffix)); }));
+    }
+    return;
+  }
+  shard_comm_ = shard_comm;
+  for (const std::string& suffix : suffixes) {
+    const int group = block_dtype(suffix) == DType::F32 ? 1 : 0;
+    size_t index = 0;
+    for (const auto& [other, slot] : slots_) index += slot.first == group;
+    slots_[suffix] = {group, index};
+  }
   for (int64_t i = 0; i < config.num_layers; ++i) {
     const std::string p = "blocks." + std::to_string(i) + ".";
-    Block b;
-    b.q = linear(p + "self_attn.q");
-    b.k = linear(p + "self_attn.k");
-    b.v = linear(p + "self_attn.v");
-    b.o = linear(p + "self_attn.o");
-    b.norm_q = get(p + "self_attn.norm_q.weight");
-    b.norm_k = get(p + "self_attn.norm_k.weight");
-    b.cross_q = linear(p + "cross_attn.q");
-    b.cross_k = linear(p + "cross_attn.k");
-    b.cross_v = linear(p + "cross_attn.v");
-    b.cross_o = linear(p + "cross_attn.o");
-    b.cross_norm_q = get(p + "cross_attn.norm_q.weight");
-    b.cross_norm_k = get(p + "cross_attn.norm_k.weight");
-    if (config.image_branch) {
-      b.k_img = linear(p + "cross_attn.k_img");
-      b.v_img = linear(p + "cross_attn.v_img");
-      b.norm_k_img = get(p + "cross_attn.norm_k_img.weight");
+    std::vector<std::pair<std::string, Tensor>> members[2];
+    for (const auto& [suffix, slot] : slots_) members[slot.first].resize(slot.second + 1);
+    for (const auto& [suffix, slot] : slots_) {
+      auto it = weights.find(p + suffix);
+      WB_CHECK(it != weights.end(), "DiT weights: tensor '", p + suffix, "' is missing");
+      WB_CHECK(it->second.shape() == expected.at(p + suffix), "DiT weights: tensor '", p + suffix,
+               "' is ", it->second.describe(), ", expected ",
+               core::shape_str(expected.at(p + suffix)));
+      members[slot.first][slot.second] = {suffix, it->second};
     }
-    b.norm3_weight = get(p + "norm3.weight");
-    b.norm3_bias = get(p + "norm3.bias");
-    b.ffn_in = linear(p + "ffn.0");
-    b.ffn_out = linear(p + "ffn.2");
-    b.modulation = get(p + "modulation").reshape({6, dim});
-    blocks_.push_back(std::move(b));
+    ShardedBlock b;
+    for (int g = 0; g < 2; ++g) {
+      b.groups[g] = parallel::ShardedTensors(members[g], g == 0 ? gemm_dtype : DType::F32,
+                                             shard_comm->rank(), shard_comm->size(), ctx.device());
+    }
+    sharded_.push_back(std::move(b));
   }
+  for (auto& slot : gathered_) {
+    for (int g = 0; g < 2; ++g) slot[g] = sharded_.front().groups[g].make_buffer();
+  }
+}
+
+WanDit::Block WanDit::make_block(const std::function<Tensor(const std::string&)>& get) const {
+  auto linear = [&](const std::string& name) {
+    return Linear{get(name + ".weight"), get(name + ".bias")};
+  };
+  Block b;
+  b.q = linear("self_attn.q");
+  b.k = linear("self_attn.k");
+  b.v = linear("self_attn.v");
+  b.o = linear("self_attn.o");
+  b.norm_q = get("self_attn.norm_q.weight");
+  b.norm_k = get("self_attn.norm_k.weight");
+  b.cross_q = linear("cross_attn.q");
+  b.cross_k = linear("cross_attn.k");
+  b.cross_v = linear("cross_attn.v");
+  b.cross_o = linear("cross_attn.o");
+  b.cross_norm_q = get("cross_attn.norm_q.weight");
+  b.cross_norm_k = get("cross_attn.norm_k.weight");
+  if (config_.image_branch) {
+    b.k_img = linear("cross_attn.k_img");
+    b.v_img = linear("cross_attn.v_img");
+    b.norm_k_img = get("cross_attn.norm_k_img.weight");
+  }
+  b.norm3_weight = get("norm3.weight");
+  b.norm3_bias = get("norm3.bias");
+  b.ffn_in = linear("ffn.0");
+  b.ffn_out = linear("ffn.2");
+  b.modulation = get("modulation").reshape({6, config_.dim});
+  return b;
+}
+
+const WanDit::Block& WanDit::block(const core::Context& ctx, int64_t index) {
+  if (sharded_.empty()) return blocks_.at(static_cast<size_t>(index));
+  // Consecutive blocks alternate between the two buffers, so a gather for the next block may
+  // overlap the current one once the communicator runs asynchronously.
+  Tensor* buffers = gathered_[index % 2];
+  const ShardedBlock& b = sharded_.at(static_cast<size_t>(index));
+  {
+    const core::ProfileScope profile(ctx, "all_gather");
+    for (int g = 0; g < 2; ++g) b.groups[g].gather(*shard_comm_, buffers[g]);
+  }
+  gathered_block_ = make_block([&](const std::string& suffix) {
+    const auto& [group, i] = slots_.at(suffix);
+    return b.groups[group].view(buffers[group], i);
+  });
+  return gathered_block_;
+}
+
+size_t WanDit::resident_block_bytes() const {
+  size_t bytes = 0;
+  for (const Block& b : blocks_) {
+    for (const Tensor* t :
+         {&b.q.weight,       &b.q.bias,         &b.k.weight,       &b.k.bias,
+          &b.v.weight,       &b.v.bias,         &b.o.weight,       &b.o.bias,
+          &b.norm_q,         &b.norm_k,         &b.cross_q.weight, &b.cross_q.bias,
+          &b.cross_k.weight, &b.cross_k.bias,   &b.cross_v.weight, &b.cross_v.bias,
+          &b.cross_o.weight, &b.cross_o.bias,   &b.cross_norm_q,   &b.cross_norm_k,
+          &b.k_img.weight,   &b.k_img.bias,     &b.v_img.weight,   &b.v_img.bias,
+          &b.norm_k_img,     &b.norm3_weight,   &b.norm3_bias,     &b.ffn_in.weight,
+          &b.ffn_in.bias,    &b.ffn_out.weight, &b.ffn_out.bias,   &b.modulation}) {
+      if (t->defined()) bytes += t->nbytes();
+    }
+  }
+  for (const ShardedBlock& b : sharded_)
+    bytes += b.groups[0].shard_bytes() + b.groups[1].shard_bytes();
+  return bytes;
 }
 
 void WanDit::linear(const core::Context& ctx, const Linear& layer, const Tensor& x,
@@ -406,7 +493,7 @@ void WanDit::forward(const core::Context& ctx, const DitInput& input,
   }
   embed_time(ctx, timestep);
   embed_context(ctx, contexts, input.clip);
-  for (const Block& block : blocks_) run_block(ctx, block, grid, range);
+  for (int64_t i = 0; i < c.num_layers; ++i) run_block(ctx, block(ctx, i), grid, range);
 
   // Head, every rank's tokens gathered under Ulysses, and unpatchify:
   // (f, h, w, pt, ph, pw, c) → (c, f·pt, h·ph, w·pw).

@@ -4,6 +4,7 @@
 // activation buffers are planned once per input shape and batch size and reused across calls.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 #include "core/tensor.h"
 #include "model/wan/config.h"
 #include "parallel/comm.h"
+#include "parallel/sharded_tensors.h"
 #include "parallel/ulysses.h"
 
 namespace wanbatch::model::wan {
@@ -39,11 +41,18 @@ class WanDit {
   // and of the activations between them (wan-spec "DiT forward": bf16 in the official code); the
   // residual stream, modulation, norms' statistics, the time embedding and the head stay fp32. F32
   // (the CPU reference) makes everything fp32.
+  //
+  // With `shard_comm` (sharded weights, DESIGN.md "Parallelism"), every block's parameters are
+  // split evenly over its ranks: this rank keeps 1/N of them and gathers a block's whole set just
+  // before running it (into one of two reusable buffers). Every rank of `shard_comm` builds the
+  // model and runs each forward together; `shard_comm` must outlive the model.
   WanDit(const DitConfig& config, const Weights& weights, const core::Context& ctx,
-         core::DType gemm_dtype = core::DType::F32);
+         core::DType gemm_dtype = core::DType::F32, parallel::Comm* shard_comm = nullptr);
 
   const DitConfig& config() const { return config_; }
   core::DType gemm_dtype() const { return gemm_dtype_; }
+  // Bytes of block parameters this rank holds (its shards when sharded).
+  size_t resident_block_bytes() const;
 
   // Ulysses sequence parallelism over `sp` (DESIGN.md "Parallelism"); null or one rank: off. Every
   // rank of the group calls forward with the same inputs; each embeds and runs only its share of
@@ -98,6 +107,11 @@ class WanDit {
     int64_t begin = 0, tokens = 0, valid = 0, padded = 0;
   };
 
+  // A block's tensors by name within the block ("self_attn.q.weight", ...).
+  Block make_block(const std::function<core::Tensor(const std::string&)>& get) const;
+  // Block `index`: resident, or gathered from the shards into `slot`'s buffers.
+  const Block& block(const core::Context& ctx, int64_t index);
+
   void plan(const core::Context& ctx, int64_t batch, int64_t seq_tokens, const SequenceRange& range,
             int64_t time_rows, int64_t image_tokens);
   void embed_time(const core::Context& ctx, const core::Tensor& timestep);
@@ -116,7 +130,17 @@ class WanDit {
   core::Tensor head_modulation_;  // [2, dim]
   Linear img_fc1_, img_fc2_;
   core::Tensor img_norm1_weight_, img_norm1_bias_, img_norm2_weight_, img_norm2_bias_;
-  std::vector<Block> blocks_;
+  std::vector<Block> blocks_;  // resident blocks (unsharded)
+  // Sharded blocks: per block, the GEMM-dtype and the fp32 parameters' shards; every block has
+  // the same layout, `slots_` says where each of its tensors is (group, index).
+  struct ShardedBlock {
+    parallel::ShardedTensors groups[2];
+  };
+  std::vector<ShardedBlock> sharded_;
+  std::map<std::string, std::pair<int, size_t>> slots_;
+  parallel::Comm* shard_comm_ = nullptr;
+  core::Tensor gathered_[2][2];  // [buffer][group], alternating between consecutive blocks
+  Block gathered_block_;
   Buffers buffers_;
   parallel::Comm* sp_ = nullptr;
 };

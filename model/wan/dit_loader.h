@@ -18,6 +18,9 @@ struct DitLoadOptions {
   // The GEMMs' dtype (WanDit): default bf16 on a GPU, as the official code runs, and f32 on the
   // CPU, the reference.
   std::optional<core::DType> gemm_dtype;
+  // Sharded weights (WanDit): every block's parameters split over these ranks (--shard-weights);
+  // null: every rank holds the whole model.
+  parallel::Comm* shard_comm = nullptr;
 
   static DitLoadOptions with_num_heads(int64_t heads) {
     DitLoadOptions options;

@@ -11,7 +11,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -22,19 +21,12 @@
 #include "core/dtype.h"
 #include "core/ops.h"
 #include "core/tensor.h"
+#include "cuda_test_support.h"
 
 namespace wanbatch::core {
 namespace {
 
-// Uniform random values in [lo, hi) stored as `dtype` on the host.
-Tensor random_tensor(const Shape& shape, DType dtype, float lo, float hi, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> uniform(lo, hi);
-  std::vector<float> values(static_cast<size_t>(shape_numel(shape)));
-  for (float& v : values) v = uniform(rng);
-  const Tensor f32 = Tensor::from_vector(values, shape);
-  return dtype == DType::F32 ? f32 : f32.to(dtype);
-}
+using cuda_test::random_tensor;
 
 // Sets WANBATCH_ATTENTION=fallback for a scope (the CUDA op then skips cuDNN).
 class ForceFallback {

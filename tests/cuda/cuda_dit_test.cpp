@@ -4,6 +4,7 @@
 // tightly. Skips without a GPU.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 
 #include "core/context.h"

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <random>
 #include <string>
 #include <vector>
@@ -19,24 +20,20 @@
 #include "core/dtype.h"
 #include "core/ops.h"
 #include "core/tensor.h"
+#include "cuda_test_support.h"
 
 namespace wanbatch::core {
 namespace {
+
+using cuda_test::expect_identical;
+using cuda_test::on_gpu;
+using cuda_test::random_tensor;
+using cuda_test::ulp_position;
 
 const Device kGpu = Device::cuda(0);
 
 #define SKIP_WITHOUT_GPU() \
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device"
-
-// Uniform random values in [lo, hi) stored as `dtype` on the host.
-Tensor random_tensor(const Shape& shape, DType dtype, float lo, float hi, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> uniform(lo, hi);
-  std::vector<float> values(static_cast<size_t>(shape_numel(shape)));
-  for (float& v : values) v = uniform(rng);
-  const Tensor f32 = Tensor::from_vector(values, shape);
-  return dtype == DType::F32 ? f32 : f32.to(dtype);
-}
 
 // Random 64-bit integers (for the byte-moving ops).
 Tensor random_i64(const Shape& shape, uint32_t seed) {
@@ -45,8 +42,6 @@ Tensor random_i64(const Shape& shape, uint32_t seed) {
   for (int64_t& v : values) v = static_cast<int64_t>(rng());
   return Tensor::from_vector(values, shape);
 }
-
-Tensor on_gpu(const Tensor& host) { return host.to(kGpu); }
 
 // A host tensor with every bit set: NaN in f32, bf16 and f16 (and -1 in the integer types).
 Tensor poisoned_host(const Shape& shape, DType dtype) {
@@ -59,30 +54,6 @@ Tensor poisoned_gpu(const Shape& shape, DType dtype) {
 }
 
 std::string name(DType d) { return std::string(dtype_name(d)); }
-
-// Same dtype, shape and bytes; names the first differing elements otherwise.
-void expect_identical(const Tensor& cpu, const Tensor& gpu, const std::string& what) {
-  const Tensor host = gpu.to(Device::cpu());
-  ASSERT_EQ(cpu.dtype(), host.dtype()) << what;
-  ASSERT_EQ(cpu.shape(), host.shape()) << what;
-  const size_t size = dtype_size(cpu.dtype());
-  const auto* c = static_cast<const unsigned char*>(cpu.raw());
-  const auto* g = static_cast<const unsigned char*>(host.raw());
-  int64_t mismatches = 0;
-  std::string examples;
-  for (int64_t i = 0; i < cpu.numel(); ++i) {
-    if (std::memcmp(c + i * size, g + i * size, size) == 0) continue;
-    if (++mismatches <= 5) examples += "\n  element " + std::to_string(i);
-  }
-  EXPECT_EQ(mismatches, 0) << what << ": " << mismatches << " of " << cpu.numel()
-                           << " elements differ" << examples;
-}
-
-// Position of a bf16/f16 value in units of its last place (±0 both 0).
-int32_t ulp_position(uint16_t bits) {
-  const int32_t magnitude = bits & 0x7fff;
-  return (bits & 0x8000) ? -magnitude : magnitude;
-}
 
 // f32 outputs: |gpu − cpu| ≤ atol + rtol·|cpu|. bf16/f16 outputs: the fp32 results differ by far
 // less than the 16-bit spacing (2^-8 relative for bf16), so after rounding they are equal or, when
@@ -132,6 +103,24 @@ const std::vector<DtypePair> kPairs = {{DType::F32, DType::F32},
 const std::vector<int64_t> kRows = {1, 37, 1000};
 const std::vector<int64_t> kWidths = {1536, 5120, 40, 3};
 
+// Calls f(pair, rows, width) for every pair, every row count of kRows and every width of kWidths
+// and then of `extra` (rows too wide to cache in shared memory: 9000 takes the scalar path, 12288
+// the 4-wide one), leaving out the widths above 5120 at 1000 rows to keep the CPU side quick.
+template <typename F>
+void for_each_row_case(const std::vector<DtypePair>& pairs, std::initializer_list<int64_t> extra,
+                       F&& f) {
+  std::vector<int64_t> widths = kWidths;
+  widths.insert(widths.end(), extra);
+  for (const DtypePair p : pairs) {
+    for (int64_t rows : kRows) {
+      for (int64_t width : widths) {
+        if (width > 5120 && rows == 1000) continue;
+        f(p, rows, width);
+      }
+    }
+  }
+}
+
 std::string row_label(const std::string& op, DtypePair p, int64_t rows, int64_t width) {
   return op + " " + name(p.in) + " → " + name(p.out) + " [" + std::to_string(rows) + ", " +
          std::to_string(width) + "]";
@@ -149,64 +138,46 @@ TEST(CudaNorm, LayerNormMatchesCpu) {
   SKIP_WITHOUT_GPU();
   const Context cpu = Context::cpu(), gpu = Context::cuda(0);
   uint32_t seed = 100;
-  std::vector<int64_t> widths = kWidths;
-  widths.push_back(9000);   // uncached, scalar
-  widths.push_back(12288);  // uncached, 4-wide
-  for (const DtypePair p : kPairs) {
-    for (int64_t rows : kRows) {
-      for (int64_t width : widths) {
-        if (width > 5120 && rows == 1000) continue;  // keep the CPU side quick
-        const Tensor x = random_tensor({rows, width}, p.in, -2.5f, 3.5f, seed++);
-        // Cycle through no affine, fp32 weight and bias, and a bf16 weight alone.
-        const int variant = static_cast<int>(seed % 3);
-        Tensor weight, bias;
-        if (variant == 1) {
-          weight = random_tensor({width}, DType::F32, 0.5f, 1.5f, seed++);
-          bias = random_tensor({width}, DType::F32, -1.0f, 1.0f, seed++);
-        } else if (variant == 2) {
-          weight = random_tensor({width}, DType::BF16, 0.5f, 1.5f, seed++);
-        }
-        Tensor out_cpu = Tensor::empty(x.shape(), p.out);
-        Tensor out_gpu = poisoned_gpu(x.shape(), p.out);
-        ops::layer_norm(cpu, x, weight, bias, 1e-6f, out_cpu);
-        ops::layer_norm(gpu, on_gpu(x), weight.defined() ? on_gpu(weight) : Tensor(),
-                        bias.defined() ? on_gpu(bias) : Tensor(), 1e-6f, out_gpu);
-        gpu.synchronize();
-        expect_close(out_cpu, out_gpu, kNormTol, kNormTol,
-                     row_label("layer_norm/" + std::to_string(variant), p, rows, width));
-      }
+  for_each_row_case(kPairs, {9000, 12288}, [&](DtypePair p, int64_t rows, int64_t width) {
+    const Tensor x = random_tensor({rows, width}, p.in, -2.5f, 3.5f, seed++);
+    // Cycle through no affine, fp32 weight and bias, and a bf16 weight alone.
+    const int variant = static_cast<int>(seed % 3);
+    Tensor weight, bias;
+    if (variant == 1) {
+      weight = random_tensor({width}, DType::F32, 0.5f, 1.5f, seed++);
+      bias = random_tensor({width}, DType::F32, -1.0f, 1.0f, seed++);
+    } else if (variant == 2) {
+      weight = random_tensor({width}, DType::BF16, 0.5f, 1.5f, seed++);
     }
-  }
+    Tensor out_cpu = Tensor::empty(x.shape(), p.out);
+    Tensor out_gpu = poisoned_gpu(x.shape(), p.out);
+    ops::layer_norm(cpu, x, weight, bias, 1e-6f, out_cpu);
+    ops::layer_norm(gpu, on_gpu(x), on_gpu(weight), on_gpu(bias), 1e-6f, out_gpu);
+    gpu.synchronize();
+    expect_close(out_cpu, out_gpu, kNormTol, kNormTol,
+                 row_label("layer_norm/" + std::to_string(variant), p, rows, width));
+  });
 }
 
 TEST(CudaNorm, RmsNormMatchesCpu) {
   SKIP_WITHOUT_GPU();
   const Context cpu = Context::cpu(), gpu = Context::cuda(0);
   uint32_t seed = 200;
-  std::vector<int64_t> widths = kWidths;
-  widths.push_back(9000);
-  widths.push_back(12288);
-  for (const DtypePair p : kPairs) {
-    for (int64_t rows : kRows) {
-      for (int64_t width : widths) {
-        if (width > 5120 && rows == 1000) continue;
-        const Tensor x = random_tensor({rows, width}, p.in, -3.0f, 3.0f, seed++);
-        const int variant = static_cast<int>(seed % 3);
-        Tensor weight;
-        if (variant != 0) {
-          weight =
-              random_tensor({width}, variant == 1 ? DType::F32 : DType::BF16, 0.5f, 1.5f, seed++);
-        }
-        Tensor out_cpu = Tensor::empty(x.shape(), p.out);
-        Tensor out_gpu = poisoned_gpu(x.shape(), p.out);
-        ops::rms_norm(cpu, x, weight, 1e-6f, out_cpu);
-        ops::rms_norm(gpu, on_gpu(x), weight.defined() ? on_gpu(weight) : Tensor(), 1e-6f, out_gpu);
-        gpu.synchronize();
-        expect_close(out_cpu, out_gpu, kNormTol, kNormTol,
-                     row_label("rms_norm/" + std::to_string(variant), p, rows, width));
-      }
+  for_each_row_case(kPairs, {9000, 12288}, [&](DtypePair p, int64_t rows, int64_t width) {
+    const Tensor x = random_tensor({rows, width}, p.in, -3.0f, 3.0f, seed++);
+    const int variant = static_cast<int>(seed % 3);
+    Tensor weight;
+    if (variant != 0) {
+      weight = random_tensor({width}, variant == 1 ? DType::F32 : DType::BF16, 0.5f, 1.5f, seed++);
     }
-  }
+    Tensor out_cpu = Tensor::empty(x.shape(), p.out);
+    Tensor out_gpu = poisoned_gpu(x.shape(), p.out);
+    ops::rms_norm(cpu, x, weight, 1e-6f, out_cpu);
+    ops::rms_norm(gpu, on_gpu(x), on_gpu(weight), 1e-6f, out_gpu);
+    gpu.synchronize();
+    expect_close(out_cpu, out_gpu, kNormTol, kNormTol,
+                 row_label("rms_norm/" + std::to_string(variant), p, rows, width));
+  });
   // T5's use: x [L, H, D]-like 3-D input normalised over the last dimension only.
   const Tensor x = random_tensor({7, 5, 64}, DType::BF16, -3.0f, 3.0f, 299);
   const Tensor w = random_tensor({64}, DType::F32, 0.5f, 1.5f, 298);
@@ -315,12 +286,8 @@ TEST(CudaNorm, SoftmaxMatchesCpu) {
   SKIP_WITHOUT_GPU();
   const Context cpu = Context::cpu(), gpu = Context::cuda(0);
   uint32_t seed = 500;
-  std::vector<int64_t> widths = kWidths;
-  widths.push_back(9000);
-  for (const DtypePair p : {kPairs[0], kPairs[1], kPairs[3]}) {
-    for (int64_t rows : kRows) {
-      for (int64_t width : widths) {
-        if (width > 5120 && rows == 1000) continue;
+  for_each_row_case(
+      {kPairs[0], kPairs[1], kPairs[3]}, {9000}, [&](DtypePair p, int64_t rows, int64_t width) {
         const Tensor x = random_tensor({rows, width}, p.in, -8.0f, 8.0f, seed++);
         Tensor out_cpu = Tensor::empty(x.shape(), p.out);
         Tensor out_gpu = poisoned_gpu(x.shape(), p.out);
@@ -328,9 +295,7 @@ TEST(CudaNorm, SoftmaxMatchesCpu) {
         ops::softmax(gpu, on_gpu(x), out_gpu);
         gpu.synchronize();
         expect_close(out_cpu, out_gpu, 1e-9, 1e-5, row_label("softmax", p, rows, width));
-      }
-    }
-  }
+      });
 }
 
 // Exact GELU: fp32 erfc on the GPU (≤ 5 ulp), double erf on the CPU. Where |result| > ~1e-3 that

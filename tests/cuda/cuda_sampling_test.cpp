@@ -3,15 +3,14 @@
 // running the same precision. Skips without a GPU.
 #include <gtest/gtest.h>
 
-#include <optional>
 #include <string>
+#include <vector>
 
 #include "core/context.h"
 #include "fixture_path.h"
 #include "io/safetensors.h"
-#include "model/sampling/sampler.h"
-#include "model/wan/dit_loader.h"
 #include "reference_match.h"
+#include "sampling_case.h"
 
 namespace wanbatch::model::sampling {
 namespace {
@@ -20,28 +19,8 @@ std::string fixture(const std::string& name) { return wanbatch::testing::fixture
 
 std::vector<float> run_loop(const std::string& name, const core::Context& ctx,
                             core::DType gemm_dtype) {
-  const auto file = io::SafetensorsFile::open(fixture("sampling_loop_" + name + ".safetensors"));
-  const auto& meta = file->metadata();
-  auto load = model::wan::DitLoadOptions::with_num_heads(std::stoll(meta.at("num_heads")));
-  load.gemm_dtype = gemm_dtype;
-  model::wan::WanDit low = model::wan::load_dit(fixture(meta.at("low_weights")), ctx, load);
-  std::optional<model::wan::WanDit> high;
-  if (!meta.at("high_weights").empty()) {
-    high.emplace(model::wan::load_dit(fixture(meta.at("high_weights")), ctx, load));
-  }
-  SamplerOptions options;
-  options.solver = parse_solver(meta.at("solver"));
-  options.steps = std::stoi(meta.at("steps"));
-  options.shift = std::stod(meta.at("shift"));
-  options.guide_scale = std::stod(meta.at("guide_low"));
-  options.guide_scale_high = std::stod(meta.at("guide_high"));
-  if (!meta.at("boundary").empty()) options.boundary = std::stod(meta.at("boundary"));
-  SampleConditions conditions;
-  conditions.context = file->tensor("context");
-  conditions.context_null = file->tensor("context_null");
-  const SampleResult result =
-      sample(ctx, {&low, high ? &*high : nullptr}, options, file->tensor("noise"), conditions);
-  return result.latents.to(core::Device::cpu()).to_floats();
+  wanbatch::testing::SamplingCase c(name, ctx, gemm_dtype);
+  return c.sample(ctx).latents.to(core::Device::cpu()).to_floats();
 }
 
 class CudaSamplingLoop : public ::testing::TestWithParam<std::string> {

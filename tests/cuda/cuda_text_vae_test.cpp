@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <cmath>
 #include <string>
 
 #include "core/context.h"

@@ -80,6 +80,12 @@ ops::Conv3dParams conv_params(std::array<int64_t, 3> stride, std::array<int64_t,
   return p;
 }
 
+// Stride 1 with the padding of the VAE's causal 3×3×3 (two past frames, one pixel on each side),
+// of a per-frame 3×3 (one pixel on each side, none in time), and none.
+const ops::Conv3dParams kCausal = conv_params({1, 1, 1}, {2, 0, 1, 1, 1, 1});
+const ops::Conv3dParams kSpatialPadding = conv_params({1, 1, 1}, {0, 0, 1, 1, 1, 1});
+const ops::Conv3dParams kUnpadded = conv_params({1, 1, 1}, {});
+
 // The VAE's convolutions and the geometry around them: causal 3×3×3 (time padding on the past
 // side only, cuDNN cannot express it: the explicit-padding path), 1×1×1 shortcuts, the per-frame
 // 3×3 of Resample (symmetric padding: cuDNN's own), ZeroPad2d((0, 1, 0, 1)) with spatial stride 2,
@@ -87,41 +93,22 @@ ops::Conv3dParams conv_params(std::array<int64_t, 3> stride, std::array<int64_t,
 // sizes.
 std::vector<ConvCase> conv_cases() {
   return {
-      {"causal 3x3x3, C 3 → 12",
-       {3, 5, 9, 11},
-       {12, 3, 3, 3, 3},
-       conv_params({1, 1, 1}, {2, 0, 1, 1, 1, 1})},
-      {"causal 3x3x3, C 96 → 12",
-       {96, 4, 12, 14},
-       {12, 96, 3, 3, 3},
-       conv_params({1, 1, 1}, {2, 0, 1, 1, 1, 1})},
-      {"causal 3x3x3, C 96 → 96, larger frame",
-       {96, 3, 32, 46},
-       {96, 96, 3, 3, 3},
-       conv_params({1, 1, 1}, {2, 0, 1, 1, 1, 1})},
+      {"causal 3x3x3, C 3 → 12", {3, 5, 9, 11}, {12, 3, 3, 3, 3}, kCausal},
+      {"causal 3x3x3, C 96 → 12", {96, 4, 12, 14}, {12, 96, 3, 3, 3}, kCausal},
+      {"causal 3x3x3, C 96 → 96, larger frame", {96, 3, 32, 46}, {96, 96, 3, 3, 3}, kCausal},
       {"3x3x3 on frames with history, no padding in time",
        {12, 5, 7, 9},
        {96, 12, 3, 3, 3},
-       conv_params({1, 1, 1}, {0, 0, 1, 1, 1, 1})},
-      {"1x1x1 shortcut, C 12 → 96", {12, 3, 7, 9}, {96, 12, 1, 1, 1}, conv_params({1, 1, 1}, {})},
-      {"1x1x1, C 96 → 3, no bias",
-       {96, 2, 5, 13},
-       {3, 96, 1, 1, 1},
-       conv_params({1, 1, 1}, {}),
-       false},
-      {"per-frame 3x3 (Resample up)",
-       {12, 2, 10, 14},
-       {12, 12, 1, 3, 3},
-       conv_params({1, 1, 1}, {0, 0, 1, 1, 1, 1})},
+       kSpatialPadding},
+      {"1x1x1 shortcut, C 12 → 96", {12, 3, 7, 9}, {96, 12, 1, 1, 1}, kUnpadded},
+      {"1x1x1, C 96 → 3, no bias", {96, 2, 5, 13}, {3, 96, 1, 1, 1}, kUnpadded, false},
+      {"per-frame 3x3 (Resample up)", {12, 2, 10, 14}, {12, 12, 1, 3, 3}, kSpatialPadding},
       {"ZeroPad2d(0,1,0,1) then spatial stride 2",
        {12, 3, 10, 13},
        {12, 12, 1, 3, 3},
        conv_params({1, 2, 2}, {0, 0, 0, 1, 0, 1})},
       {"time stride 2, kernel 3x1x1", {12, 5, 6, 7}, {12, 12, 3, 1, 1}, conv_params({2, 1, 1}, {})},
-      {"batched causal",
-       {2, 3, 5, 6, 7},
-       {12, 3, 3, 3, 3},
-       conv_params({1, 1, 1}, {2, 0, 1, 1, 1, 1})},
+      {"batched causal", {2, 3, 5, 6, 7}, {12, 3, 3, 3, 3}, kCausal},
       {"asymmetric everywhere, strides (2,2,1), no bias",
        {3, 7, 9, 8},
        {12, 3, 3, 3, 2},
@@ -199,19 +186,18 @@ TEST(CudaVaeOps, Conv3dBf16MatchesCpu) {
 TEST(CudaVaeOps, Conv3dCachedPlanIsReusedCorrectly) {
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
   const Context gpu = Context::cuda(0);
-  const ops::Conv3dParams causal = conv_params({1, 1, 1}, {2, 0, 1, 1, 1, 1});
   const Tensor x = on_gpu(random_tensor({12, 3, 8, 10}, DType::F32, -1.0f, 1.0f, 301));
   const Tensor w = on_gpu(conv_weight({12, 12, 3, 3, 3}, DType::F32, 302));
   const Tensor b = on_gpu(random_tensor({12}, DType::F32, -0.5f, 0.5f, 303));
-  const Shape out_shape = ops::conv3d_output_shape(x.shape(), w.shape(), causal);
+  const Shape out_shape = ops::conv3d_output_shape(x.shape(), w.shape(), kCausal);
   Tensor first = poisoned(gpu, out_shape, DType::F32);
-  ops::conv3d(gpu, x, w, b, causal, first);
+  ops::conv3d(gpu, x, w, b, kCausal, first);
   const Tensor other_x = on_gpu(random_tensor({12, 2, 6, 6}, DType::F32, -1.0f, 1.0f, 304));
   Tensor other =
-      poisoned(gpu, ops::conv3d_output_shape(other_x.shape(), w.shape(), causal), DType::F32);
-  ops::conv3d(gpu, other_x, w, b, causal, other);
+      poisoned(gpu, ops::conv3d_output_shape(other_x.shape(), w.shape(), kCausal), DType::F32);
+  ops::conv3d(gpu, other_x, w, b, kCausal, other);
   Tensor second = poisoned(gpu, out_shape, DType::F32);
-  ops::conv3d(gpu, x, w, b, causal, second);
+  ops::conv3d(gpu, x, w, b, kCausal, second);
   gpu.synchronize();
   expect_identical(first.to(Device::cpu()), second, "conv3d f32 run twice on one shape");
 }

@@ -115,6 +115,7 @@ TEST_F(ParallelRun, RunGivesTheSameLatentsOnEverySplit) {
        {Split{1, "", "np1", "dp 1 × cfg 1 × sp 1"}, Split{2, "", "dp2", "dp 2 × cfg 1 × sp 1"},
         Split{2, "--ulysses 2", "sp2", "dp 1 × cfg 1 × sp 2"},
         Split{4, "--ulysses 2", "dp2sp2", "dp 2 × cfg 1 × sp 2"},
+        Split{2, "--ulysses 2 --shard-weights off", "sp2whole", "dp 1 × cfg 1 × sp 2"},
         Split{4, "--ulysses 4", "sp4", "dp 1 × cfg 1 × sp 4"},
         Split{4, "--ulysses 2 --cfg-parallel", "cfg2sp2", "dp 1 × cfg 2 × sp 2"}}) {
     SCOPED_TRACE(s.name);

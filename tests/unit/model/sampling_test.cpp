@@ -13,8 +13,8 @@
 #include "io/safetensors.h"
 #include "model/sampling/latent_shape.h"
 #include "model/sampling/solver.h"
-#include "model/wan/dit_loader.h"
 #include "reference_match.h"
+#include "sampling_case.h"
 
 namespace wanbatch::model::sampling {
 namespace {
@@ -94,34 +94,15 @@ class SamplingLoop : public ::testing::TestWithParam<std::string> {};
 // The whole loop with the tiny DiT: fp32 against float64 through every step; guidance scales
 // differences up to 4×, so 2e-5 relative.
 TEST_P(SamplingLoop, MatchesTheReferenceLoop) {
-  const auto file =
-      io::SafetensorsFile::open(fixture("sampling_loop_" + GetParam() + ".safetensors"));
-  const auto& meta = file->metadata();
   const core::Context ctx = core::Context::cpu();
-  const auto heads = model::wan::DitLoadOptions::with_num_heads(std::stoll(meta.at("num_heads")));
-  model::wan::WanDit low = model::wan::load_dit(fixture(meta.at("low_weights")), ctx, heads);
-  std::optional<model::wan::WanDit> high;
-  if (!meta.at("high_weights").empty()) {
-    high.emplace(model::wan::load_dit(fixture(meta.at("high_weights")), ctx, heads));
-  }
-  SamplerOptions options;
-  options.solver = parse_solver(meta.at("solver"));
-  options.steps = std::stoi(meta.at("steps"));
-  options.shift = std::stod(meta.at("shift"));
-  options.guide_scale = std::stod(meta.at("guide_low"));
-  options.guide_scale_high = std::stod(meta.at("guide_high"));
-  if (!meta.at("boundary").empty()) options.boundary = std::stod(meta.at("boundary"));
-  SampleConditions conditions;
-  conditions.context = file->tensor("context");
-  conditions.context_null = file->tensor("context_null");
-  const SampleResult result =
-      sample(ctx, {&low, high ? &*high : nullptr}, options, file->tensor("noise"), conditions);
+  wanbatch::testing::SamplingCase c(GetParam(), ctx);
+  const SampleResult result = c.sample(ctx);
   EXPECT_EQ(std::vector<double>(result.timesteps.begin(), result.timesteps.end()),
-            as_doubles(file->tensor("timesteps")));
+            as_doubles(c.file->tensor("timesteps")));
   std::vector<double> experts(result.high_noise_steps.begin(), result.high_noise_steps.end());
-  EXPECT_EQ(experts, as_doubles(file->tensor("experts")));
+  EXPECT_EQ(experts, as_doubles(c.file->tensor("experts")));
   EXPECT_TRUE(wanbatch::testing::matches_reference(result.latents.to_floats(),
-                                                   file->tensor("latents").to_floats(), 2e-5));
+                                                   c.file->tensor("latents").to_floats(), 2e-5));
 }
 
 INSTANTIATE_TEST_SUITE_P(Reference, SamplingLoop,
