@@ -6,6 +6,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/memory_stats.h"
 #include "io/checkpoint.h"
 #include "io/hdf5_file.h"
 #include "io/latents_file.h"
@@ -25,6 +26,8 @@ namespace fs = std::filesystem;
 namespace sampling = model::sampling;
 using core::Clock;
 using core::seconds_since;
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 using core::Tensor;
 
 // The item's noise: Philox from its seed, or its init_noise file's 'noise' dataset.
@@ -47,6 +50,7 @@ struct ItemPipeline::Models {
   std::optional<model::wan::TextEmbeddingCache> cache;
   std::string low_fingerprint, high_fingerprint;
   double load_seconds = 0;
+  size_t weight_bytes = 0;  // the DiT's (both experts') on this rank
 };
 
 ItemPipeline::ItemPipeline(PipelineOptions options, const core::Context& ctx,
@@ -85,7 +89,16 @@ void ItemPipeline::load() {
     }
   }
   m->load_seconds = seconds_since(start);
-  WB_LOG(info) << "models loaded in " << m->load_seconds << " s";
+  m->weight_bytes =
+      m->low->resident_weight_bytes() + (m->high ? m->high->resident_weight_bytes() : 0);
+  WB_LOG(info) << "models loaded in " << m->load_seconds << " s: DiT weights "
+               << static_cast<double>(m->weight_bytes) / kGiB << " GiB on this rank"
+               << (o.low_load.shard_comm
+                       ? " (blocks sharded over " + std::to_string(o.low_load.shard_comm->size()) +
+                             " ranks)"
+                       : std::string())
+               << ", peak memory " << static_cast<double>(core::peak_bytes(ctx_)) / kGiB << " GiB ("
+               << (ctx_.device().is_cuda() ? ctx_.device().str() : "host") << ")";
   models_ = std::move(m);
 }
 
@@ -111,6 +124,9 @@ ItemResult ItemPipeline::run(const ManifestItem& item, size_t index, const fs::p
     r.status = status;
     r.reason = reason;
     r.total_seconds = seconds_since(item_start);
+    r.memory_of = ctx_.device().is_cuda() ? ctx_.device().str() : "host";
+    r.weights_gib = static_cast<double>(m.weight_bytes) / kGiB;
+    r.peak_gib = static_cast<double>(core::peak_bytes(ctx_)) / kGiB;
     if (status == "failed") {
       WB_LOG(error) << item.id << " (line " << item.line << ") failed: " << reason;
     }

@@ -21,7 +21,8 @@ json result_json(const ItemResult& r) {
           {"latents", r.latents},
           {"video", r.video},
           {"rank", r.rank},
-          {"group", r.group}};
+          {"group", r.group},
+          {"memory", {r.memory_of, r.weights_gib, r.peak_gib}}};
 }
 
 ItemResult result_from_json(const json& j) {
@@ -39,6 +40,10 @@ ItemResult result_from_json(const json& j) {
   r.video = j.at("video").get<std::string>();
   r.rank = j.at("rank").get<int>();
   r.group = j.at("group").get<int>();
+  const json& memory = j.at("memory");
+  r.memory_of = memory.at(0).get<std::string>();
+  r.weights_gib = memory.at(1).get<double>();
+  r.peak_gib = memory.at(2).get<double>();
   return r;
 }
 

@@ -30,6 +30,10 @@ json to_json(const ItemResult& r, int64_t line) {
                     {"decode", r.decode_seconds},
                     {"total", r.total_seconds}};
   }
+  if (!r.memory_of.empty()) {
+    j["memory"] = {
+        {"of", r.memory_of}, {"dit_weights_gib", r.weights_gib}, {"peak_gib", r.peak_gib}};
+  }
   if (!r.reason.empty()) j["reason"] = r.reason;
   if (!r.latents.empty()) j["latents"] = r.latents;
   if (!r.video.empty()) j["video"] = r.video;

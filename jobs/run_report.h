@@ -28,6 +28,10 @@ struct ItemResult {
   std::string latents, video;
   int rank = 0;   // the world rank of the group leader that ran it
   int group = 0;  // the dp group
+  // Memory on the leader: the DiT weights it holds (its shards when sharded) and the peak so far
+  // (the GPU's tensors, or the host's resident set on the CPU backend).
+  double weights_gib = 0, peak_gib = 0;
+  std::string memory_of;  // "cuda:0", "host"
 };
 
 // What the report says of the run as a whole.

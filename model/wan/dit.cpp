@@ -162,6 +162,25 @@ const WanDit::Block& WanDit::block(const core::Context& ctx, int64_t index) {
   return gathered_block_;
 }
 
+size_t WanDit::resident_weight_bytes() const {
+  size_t bytes = resident_block_bytes();
+  for (const Tensor* t :
+       {&patch_weight_,    &patch_bias_,       &text_in_.weight,         &text_in_.bias,
+        &text_out_.weight, &text_out_.bias,    &time_in_.weight,         &time_in_.bias,
+        &time_out_.weight, &time_out_.bias,    &time_projection_.weight, &time_projection_.bias,
+        &head_.weight,     &head_.bias,        &head_modulation_,        &img_fc1_.weight,
+        &img_fc1_.bias,    &img_fc2_.weight,   &img_fc2_.bias,           &img_norm1_weight_,
+        &img_norm1_bias_,  &img_norm2_weight_, &img_norm2_bias_}) {
+    if (t->defined()) bytes += t->nbytes();
+  }
+  for (const auto& slot : gathered_) {
+    for (const Tensor& buffer : slot) {
+      if (buffer.defined()) bytes += buffer.nbytes();
+    }
+  }
+  return bytes;
+}
+
 size_t WanDit::resident_block_bytes() const {
   size_t bytes = 0;
   for (const Block& b : blocks_) {

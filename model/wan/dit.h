@@ -53,6 +53,9 @@ class WanDit {
   core::DType gemm_dtype() const { return gemm_dtype_; }
   // Bytes of block parameters this rank holds (its shards when sharded).
   size_t resident_block_bytes() const;
+  // Bytes of all the weights this rank holds: the blocks (or their shards and the two gather
+  // buffers) and the embeddings and head.
+  size_t resident_weight_bytes() const;
 
   // Ulysses sequence parallelism over `sp` (DESIGN.md "Parallelism"); null or one rank: off. Every
   // rank of the group calls forward with the same inputs; each embeds and runs only its share of

@@ -70,6 +70,13 @@ TEST_F(Run, RunsAManifestThenSkipsWhatIsCompleteAndRedoesWhatIsNot) {
             (std::map<std::string, std::string>{{"a", "done"}, {"b", "done"}, {"c", "done"}}));
   EXPECT_EQ(report()["totals"]["done"], 3);
   EXPECT_FALSE(fs::exists(dir_ / "out" / ".report.rank0.json"));
+  // Each item's memory: the DiT weights held and the peak so far (the host's, on the CPU).
+  for (const auto& item : report()["items"]) {
+    EXPECT_EQ(item["memory"]["of"], "host");
+    EXPECT_GT(item["memory"]["dit_weights_gib"].get<double>(), 0.0);
+    EXPECT_GT(item["memory"]["peak_gib"].get<double>(),
+              item["memory"]["dit_weights_gib"].get<double>());
+  }
 
   const io::LatentsFile a = io::read_latents_file(path("out/a.h5"));
   EXPECT_EQ(a.record.id, "a");
