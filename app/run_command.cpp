@@ -5,7 +5,6 @@
 // jobs/item_pipeline.h.
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -17,11 +16,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "io/atomic_file.h"
 #include "io/checkpoint.h"
-#include "io/hdf5_file.h"
-#include "io/latents_file.h"
-#include "io/t5_tokenizer.h"
 #include "io/video_writer.h"
 #include "jobs/item_outputs.h"
 #include "jobs/item_pipeline.h"
@@ -30,13 +25,8 @@
 #include "jobs/run_report.h"
 #include "jobs/shard.h"
 #include "model/sampling/latent_shape.h"
-#include "model/sampling/philox_noise.h"
-#include "model/sampling/sampler.h"
 #include "model/wan/defaults.h"
 #include "model/wan/dit_loader.h"
-#include "model/wan/t5_loader.h"
-#include "model/wan/text_embedding_cache.h"
-#include "model/wan/vae_loader.h"
 #include "parallel/comm.h"
 #include "parallel/groups.h"
 #include "parallel/mpi_runtime.h"
@@ -48,7 +38,6 @@ namespace wanbatch::app {
 namespace {
 
 namespace fs = std::filesystem;
-namespace sampling = model::sampling;
 using core::Clock;
 using core::seconds_since;
 using core::Tensor;
