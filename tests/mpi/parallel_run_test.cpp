@@ -16,6 +16,8 @@
 #include <string>
 #include <thread>
 
+#include "core/tensor.h"
+#include "io/hdf5_file.h"
 #include "io/latents_file.h"
 #include "reference_match.h"
 #include "run_wanbatch.h"
@@ -128,6 +130,48 @@ TEST_F(ParallelRun, RunGivesTheSameLatentsOnEverySplit) {
     for (const std::string id : {"a", "b", "c"}) {
       expect_same_latents(path("one/" + id + ".h5"), path(s.name + "/" + id + ".h5"));
     }
+  }
+}
+
+// An item whose inputs cannot be made fails on every rank of its group alike (the group agrees
+// before sampling starts), and the batch goes on: no rank is left waiting in a collective.
+TEST_F(ParallelRun, ABadItemFailsAloneInAGroupOfRanks) {
+  {
+    io::Hdf5Writer noise(path("noise.h5"));
+    noise.write("noise", core::Tensor::zeros({16, 1, 2, 2}, core::DType::F32));  // wrong shape
+    noise.commit();
+    std::ofstream m(dir_ / "m.jsonl");
+    m << R"({"id": "bad", "prompt": "x", "width": 32, "height": 32, "frames": 5, "steps": 2, "init_noise": "noise.h5"})"
+         "\n"
+      << R"({"id": "good", "prompt": "a red fox", "width": 48, "height": 48, "frames": 9, "steps": 2})"
+         "\n";
+  }
+  for (const std::string flags : {"--ulysses 2", "--ulysses 2 --cfg-parallel"}) {
+    SCOPED_TRACE(flags);
+    const std::string out = flags.size() > 12 ? "cfg" : "sp";
+    const std::string command =
+        std::string(WANBATCH_MPIEXEC) + (out == "cfg" ? " -np 4" : " -np 2") +
+        " --oversubscribe " WANBATCH_BINARY " run --manifest " + path("m.jsonl") + " --dit " +
+        path("model") + " --t5 " + path("t5.safetensors") + " --tokenizer " + path("spiece.model") +
+        " --text-len 16 --no-video --output-dir " + path(out) + " " + flags + " > " +
+        path(out + ".log") + " 2>&1";
+    const int status = std::system(command.c_str());
+    std::ifstream log(path(out + ".log"));
+    const std::string text((std::istreambuf_iterator<char>(log)), {});
+    EXPECT_NE(status, 0) << text;  // one item failed
+    std::ifstream in(dir_ / out / "report.json");
+    const auto report = nlohmann::json::parse(in);
+    EXPECT_EQ(report["totals"]["failed"], 1) << text;
+    EXPECT_EQ(report["totals"]["done"], 1) << text;
+    for (const auto& item : report["items"]) {
+      if (item["id"] == "bad") {
+        EXPECT_EQ(item["status"], "failed");
+        EXPECT_NE(item["reason"].get<std::string>().find("noise.h5"), std::string::npos)
+            << item.dump();
+      }
+    }
+    EXPECT_FALSE(fs::exists(dir_ / out / "bad.h5"));
+    EXPECT_TRUE(fs::exists(dir_ / out / "good.h5"));
   }
 }
 
