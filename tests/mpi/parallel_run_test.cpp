@@ -1,8 +1,10 @@
 // The wanbatch executable under mpirun -np 1, 2 and 4 (DESIGN.md "Parallelism"): latents from
 // `tool sample` and `run` for every split — Ulysses sp 1/2/4, CFG-parallel on and off,
-// data-parallel groups — equal the one-process result within 1e-5 relative (the splits change only
-// the order of additions), with token counts that need padding (27 tokens over 2 and 4 ranks). And
-// a batch killed half-way, then run again, finishes with every item done exactly once.
+// data-parallel groups, block weights sharded over the sp ranks (the default) or not — equal the
+// one-process result within 1e-5 relative (the splits change only the order of additions), with
+// token counts that need padding (27 tokens over 2 and 4 ranks). A bad item fails alone in a
+// group of ranks. And a batch killed half-way, then run again, finishes with every item done
+// exactly once.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
