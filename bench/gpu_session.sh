@@ -24,5 +24,5 @@ for t in build-gpu/tests/test_cuda_*; do
   echo "$name: exit $? ($(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$LOGS/$name.log" | tr '\n' ' '))"
   grep -A8 -E "Failure|exception" "$LOGS/$name.log" | head -40
 done
-ctest --test-dir build-gpu -R "nccl|dit_ulysses|dit_sharded${1:+|$1}" --output-on-failure > "$LOGS/ctest.log" 2>&1
+ctest --test-dir build-gpu -R "nccl|dit_ulysses|dit_sharded|sampler_parallel${1:+|$1}" --output-on-failure > "$LOGS/ctest.log" 2>&1
 tail -15 "$LOGS/ctest.log"
