@@ -31,61 +31,19 @@ extern "C" {
 #include "core/error.h"
 #include "core/log.h"
 #include "io/atomic_file.h"
+#include "io/av_support.h"
 
 namespace wanbatch::io {
 namespace {
 
 namespace fs = std::filesystem;
+using av::CodecContextPtr;
+using av::FileClose;
+using av::FramePtr;
+using av::PacketPtr;
+using av::SwsPtr;
 using core::Tensor;
 
-std::string av_error_text(int code) {
-  std::array<char, AV_ERROR_MAX_STRING_SIZE> text{};
-  if (av_strerror(code, text.data(), text.size()) < 0) {
-    std::snprintf(text.data(), text.size(), "libav error %d", code);
-  }
-  return text.data();
-}
-
-// `call` is the call as written; the message names only its function.
-[[noreturn]] void throw_av_error(int code, const char* call, const std::string& target,
-                                 const char* file, int line) {
-  const std::string function(call, std::strcspn(call, "("));
-  throw make_error("cannot write ", target, ": ", function, " failed: ", av_error_text(code), " [",
-                   fs::path(file).filename().string(), ":", line, "]");
-}
-
-}  // namespace
-
-// Evaluates a libav call returning an int (negative AVERROR on failure) and yields its value; a
-// failure throws an Error naming the file being written, the call, av_strerror's text and where.
-#define AV_CHECK(call, target)                                            \
-  ([&] {                                                                  \
-    const int wb_av_result_ = (call);                                     \
-    if (wb_av_result_ < 0) {                                              \
-      throw_av_error(wb_av_result_, #call, (target), __FILE__, __LINE__); \
-    }                                                                     \
-    return wb_av_result_;                                                 \
-  }())
-
-namespace {
-
-// ---- RAII owners for libav handles ----------------------------------------------------------
-
-struct CodecContextFree {
-  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
-};
-struct FrameFree {
-  void operator()(AVFrame* f) const { av_frame_free(&f); }
-};
-struct PacketFree {
-  void operator()(AVPacket* p) const { av_packet_free(&p); }
-};
-struct SwsFree {
-  void operator()(SwsContext* s) const { sws_freeContext(s); }
-};
-struct FileClose {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
 // An output context closes its file (if it opened one) before it is freed.
 struct OutputFree {
   void operator()(AVFormatContext* f) const {
@@ -93,10 +51,6 @@ struct OutputFree {
     avformat_free_context(f);
   }
 };
-using CodecContextPtr = std::unique_ptr<AVCodecContext, CodecContextFree>;
-using FramePtr = std::unique_ptr<AVFrame, FrameFree>;
-using PacketPtr = std::unique_ptr<AVPacket, PacketFree>;
-using SwsPtr = std::unique_ptr<SwsContext, SwsFree>;
 using OutputPtr = std::unique_ptr<AVFormatContext, OutputFree>;
 
 // An option dictionary: libav calls take its address, consume the entries they know and leave
@@ -123,33 +77,6 @@ class Dict {
  private:
   AVDictionary* dict_ = nullptr;
 };
-
-// ---- libav's log → WB_LOG -------------------------------------------------------------------
-
-// libav logs through one process-wide callback; ours keeps its lines in the wanbatch log (rank
-// tag, level filter). Its info lines (x264's statistics, say) become debug lines.
-void forward_av_log(void* avcl, int level, const char* fmt, va_list args) {
-  if (level > AV_LOG_VERBOSE) return;
-  log::Level ours = log::Level::debug;
-  if (level <= AV_LOG_ERROR) {
-    ours = log::Level::error;
-  } else if (level <= AV_LOG_WARNING) {
-    ours = log::Level::warning;
-  }
-  if (!log::enabled(ours)) return;
-  std::array<char, 1024> line{};
-  int print_prefix = 1;
-  av_log_format_line2(avcl, level, fmt, args, line.data(), static_cast<int>(line.size()),
-                      &print_prefix);
-  std::string text = line.data();
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  if (!text.empty()) log::write(ours, "libav: " + text);
-}
-
-void init_libav_log() {
-  static std::once_flag once;
-  std::call_once(once, [] { av_log_set_callback(forward_av_log); });
-}
 
 // ---- frames ---------------------------------------------------------------------------------
 
@@ -238,7 +165,7 @@ void write_video(const std::string& path, const Tensor& frames, const VideoOptio
            ": fps must be 1 to 1000, got ", options.fps);
   WB_CHECK(options.crf >= 0 && options.crf <= 51, "cannot write ", path,
            ": crf must be 0 to 51, got ", options.crf);
-  init_libav_log();
+  av::forward_log();
 
   const int frame_count = static_cast<int>(host.dim(1));
   // yuv420p needs even sizes: pad by repeating the last row/column (see the header).
@@ -367,7 +294,8 @@ void write_video(const std::string& path, const Tensor& frames, const VideoOptio
   if (output->pb) {
     // avio_closep does not report buffered write errors (a full disk); ask before closing.
     avio_flush(output->pb);
-    if (output->pb->error < 0) throw_av_error(output->pb->error, "write", path, __FILE__, __LINE__);
+    if (output->pb->error < 0)
+      av::throw_error(output->pb->error, "write", "write", path, __FILE__, __LINE__);
     AV_CHECK(avio_closep(&output->pb), path);
   }
   output.reset();
@@ -380,7 +308,7 @@ void write_video(const std::string& path, const Tensor& frames, const VideoOptio
 
 void write_png_frames(const std::string& dir, const Tensor& frames) {
   const Tensor host = host_frames(frames, 1, dir);
-  init_libav_log();
+  av::forward_log();
   std::error_code ec;
   fs::create_directories(dir, ec);
   WB_CHECK(!ec, "cannot write ", dir, ": cannot create the folder: ", ec.message());

@@ -1,0 +1,80 @@
+#include "io/image_reader.h"
+
+#include <filesystem>
+#include <vector>
+
+#include "core/error.h"
+#include "io/av_support.h"
+
+namespace wanbatch::io {
+
+core::Tensor read_image(const std::string& path) {
+  av::forward_log();
+  WB_CHECK(std::filesystem::is_regular_file(path), "cannot read ", path, ": no such file");
+  AVFormatContext* raw = nullptr;
+  AV_READ_CHECK(avformat_open_input(&raw, path.c_str(), nullptr, nullptr), path);
+  const av::InputPtr input(raw);
+  AV_READ_CHECK(avformat_find_stream_info(input.get(), nullptr), path);
+  const int stream =
+      AV_READ_CHECK(av_find_best_stream(input.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0), path);
+  const AVCodecParameters* parameters = input->streams[stream]->codecpar;
+  const AVCodec* codec = avcodec_find_decoder(parameters->codec_id);
+  WB_CHECK(codec != nullptr, "cannot read ", path, ": this FFmpeg has no decoder for it");
+  const av::CodecContextPtr decoder(avcodec_alloc_context3(codec));
+  WB_CHECK(decoder != nullptr, "cannot read ", path, ": out of memory");
+  AV_READ_CHECK(avcodec_parameters_to_context(decoder.get(), parameters), path);
+  AV_READ_CHECK(avcodec_open2(decoder.get(), codec, nullptr), path);
+
+  // The first frame: packets of the image's stream until the decoder gives one (then the end of
+  // the file drains it).
+  const av::PacketPtr packet(av_packet_alloc());
+  const av::FramePtr frame(av_frame_alloc());
+  WB_CHECK(packet && frame, "cannot read ", path, ": out of memory");
+  bool draining = false;
+  for (;;) {
+    if (!draining) {
+      const int read = av_read_frame(input.get(), packet.get());
+      if (read == AVERROR_EOF) {
+        draining = true;
+        AV_READ_CHECK(avcodec_send_packet(decoder.get(), nullptr), path);
+      } else {
+        AV_READ_CHECK(read, path);
+        const bool ours = packet->stream_index == stream;
+        const int sent = ours ? avcodec_send_packet(decoder.get(), packet.get()) : 0;
+        av_packet_unref(packet.get());
+        AV_READ_CHECK(sent, path);
+        if (!ours) continue;
+      }
+    }
+    const int received = avcodec_receive_frame(decoder.get(), frame.get());
+    if (received == 0) break;
+    if (received == AVERROR(EAGAIN) && !draining) continue;
+    WB_CHECK(received != AVERROR_EOF, "cannot read ", path, ": it holds no image");
+    AV_READ_CHECK(received, path);
+  }
+
+  const int width = frame->width, height = frame->height;
+  WB_CHECK(width >= 1 && height >= 1 && width <= 16384 && height <= 16384, "cannot read ", path,
+           ": ", width, "x", height, " pixels is not a usable image size");
+  // Point sampling at the same size and full chroma interpolation: a format conversion only.
+  const av::SwsPtr sws(sws_getContext(
+      width, height, static_cast<AVPixelFormat>(frame->format), width, height, AV_PIX_FMT_RGB24,
+      SWS_POINT | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr));
+  WB_CHECK(sws != nullptr, "cannot read ", path, ": no conversion from its pixel format to RGB");
+  std::vector<uint8_t> rgb(static_cast<size_t>(3) * width * height);
+  uint8_t* planes[1] = {rgb.data()};
+  const int strides[1] = {3 * width};
+  sws_scale(sws.get(), frame->data, frame->linesize, 0, height, planes, strides);
+
+  core::Tensor image = core::Tensor::empty({3, height, width}, core::DType::F32);
+  float* out = image.data<float>();
+  const size_t pixels = static_cast<size_t>(width) * height;
+  for (size_t i = 0; i < pixels; ++i) {
+    for (size_t c = 0; c < 3; ++c) {
+      out[c * pixels + i] = (static_cast<float>(rgb[3 * i + c]) / 255.0f - 0.5f) / 0.5f;
+    }
+  }
+  return image;
+}
+
+}  // namespace wanbatch::io
