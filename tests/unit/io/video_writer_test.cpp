@@ -21,6 +21,7 @@
 #include "temp_dir_test.h"
 
 #if WANBATCH_TEST_VIDEO
+#include "io/av_support.h"
 extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -122,22 +123,6 @@ void av_ok(int rc, const char* what) {
   throw std::runtime_error(std::string(what) + ": " + text);
 }
 
-struct InputClose {
-  void operator()(AVFormatContext* f) const { avformat_close_input(&f); }
-};
-struct DecoderFree {
-  void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
-};
-struct FrameFree {
-  void operator()(AVFrame* f) const { av_frame_free(&f); }
-};
-struct PacketFree {
-  void operator()(AVPacket* p) const { av_packet_free(&p); }
-};
-struct SwsFree {
-  void operator()(SwsContext* s) const { sws_freeContext(s); }
-};
-
 struct DecodedVideo {
   AVCodecID codec = AV_CODEC_ID_NONE;
   int width = 0, height = 0;
@@ -154,14 +139,14 @@ struct DecodedVideo {
 DecodedVideo read_video(const std::string& path) {
   AVFormatContext* raw = nullptr;
   av_ok(avformat_open_input(&raw, path.c_str(), nullptr, nullptr), "avformat_open_input");
-  std::unique_ptr<AVFormatContext, InputClose> input(raw);
+  av::InputPtr input(raw);
   av_ok(avformat_find_stream_info(input.get(), nullptr), "avformat_find_stream_info");
   const int index = av_find_best_stream(input.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
   av_ok(index, "av_find_best_stream");
   const AVStream* stream = input->streams[index];
   const AVCodec* codec = avcodec_find_decoder(stream->codecpar->codec_id);
   if (!codec) throw std::runtime_error("no decoder");
-  std::unique_ptr<AVCodecContext, DecoderFree> decoder(avcodec_alloc_context3(codec));
+  av::CodecContextPtr decoder(avcodec_alloc_context3(codec));
   av_ok(avcodec_parameters_to_context(decoder.get(), stream->codecpar), "parameters_to_context");
   av_ok(avcodec_open2(decoder.get(), codec, nullptr), "avcodec_open2");
 
@@ -177,9 +162,9 @@ DecodedVideo read_video(const std::string& path) {
   out.colorspace = stream->codecpar->color_space;
   out.color_range = stream->codecpar->color_range;
 
-  std::unique_ptr<AVFrame, FrameFree> frame(av_frame_alloc());
-  std::unique_ptr<AVPacket, PacketFree> packet(av_packet_alloc());
-  std::unique_ptr<SwsContext, SwsFree> sws;
+  av::FramePtr frame(av_frame_alloc());
+  av::PacketPtr packet(av_packet_alloc());
+  av::SwsPtr sws;
   auto take_frames = [&] {
     for (;;) {
       const int rc = avcodec_receive_frame(decoder.get(), frame.get());
