@@ -9,6 +9,7 @@
 
 #include "core/context.h"
 #include "core/ops.h"
+#include "dit_case.h"
 #include "fixture_path.h"
 #include "io/safetensors.h"
 #include "model/wan/dit_loader.h"
@@ -19,16 +20,6 @@ namespace {
 
 std::string fixture(const std::string& name) { return wanbatch::testing::fixture_path(name); }
 
-DitInput case_input(const io::SafetensorsFile& io, const core::Device& device) {
-  DitInput input;
-  input.latent = io.tensor("latent").to(core::DType::F32).to(device);
-  input.timestep = io.tensor("timestep").to(core::DType::F32).to(device);
-  input.context = io.tensor("context").to(core::DType::F32).to(device);
-  if (io.contains("y")) input.y = io.tensor("y").to(core::DType::F32).to(device);
-  if (io.contains("clip")) input.clip = io.tensor("clip").to(core::DType::F32).to(device);
-  return input;
-}
-
 std::vector<float> velocity_of(const std::string& name, const core::Context& ctx,
                                core::DType gemm_dtype) {
   auto io = io::SafetensorsFile::open(fixture("dit_" + name + ".io.safetensors"));
@@ -36,7 +27,7 @@ std::vector<float> velocity_of(const std::string& name, const core::Context& ctx
       DitLoadOptions::with_num_heads(std::stoll(io->metadata().at("num_heads")));
   options.gemm_dtype = gemm_dtype;
   WanDit dit = load_dit(fixture("dit_" + name + ".weights.safetensors"), ctx, options);
-  const DitInput input = case_input(*io, ctx.device());
+  const DitInput input = wanbatch::testing::read_dit_input(*io, ctx.device());
   core::Tensor velocity =
       core::Tensor::empty(io->tensor("velocity").shape(), core::DType::F32, ctx.device());
   core::ops::fill(ctx, velocity, std::nanf(""));

@@ -9,7 +9,9 @@
 
 #include "core/context.h"
 #include "core/ops.h"
+#include "dit_case.h"
 #include "fixture_path.h"
+#include "gpu_per_rank.h"
 #include "io/safetensors.h"
 #include "model/wan/dit_loader.h"
 #include "parallel/comm.h"
@@ -35,12 +37,7 @@ TEST_P(DitSharded, EqualsTheUnshardedForwardBitForBit) {
   const std::string weights = testing::fixture_path("dit_" + GetParam() + ".weights.safetensors");
   auto io =
       io::SafetensorsFile::open(testing::fixture_path("dit_" + GetParam() + ".io.safetensors"));
-  DitInput input;
-  input.latent = io->tensor("latent");
-  input.timestep = io->tensor("timestep");
-  input.context = io->tensor("context");
-  if (io->contains("y")) input.y = io->tensor("y");
-  if (io->contains("clip")) input.clip = io->tensor("clip");
+  const DitInput input = testing::read_dit_input(*io);
   const core::Shape shape = io->tensor("velocity").shape();
   const int64_t heads = std::stoll(io->metadata().at("num_heads"));
 
@@ -83,21 +80,12 @@ TEST_P(DitSharded, EqualsTheUnshardedForwardBitForBit) {
 // differently, and cuBLASLt may then pick another algorithm: 1e-5 relative for fp32 GEMMs, 1e-2
 // for bf16 (a rounding may flip).
 TEST_P(DitSharded, OnGpusMatchesTheUnshardedModel) {
-  const int gpus = core::cuda_device_count();
-  Tensor short_of_gpus =
-      Tensor::from_vector(std::vector<int64_t>{gpus >= world_->size() ? 0 : 1}, {1});
-  world_->all_reduce_sum(short_of_gpus);
-  if (short_of_gpus.data<int64_t>()[0] > 0) GTEST_SKIP() << "needs a GPU per rank";
-  const core::Context gpu = core::Context::cuda(world_->rank() % gpus);
+  if (!testing::every_rank_has_a_gpu(*world_)) GTEST_SKIP() << "needs a GPU per rank";
+  const core::Context gpu = core::Context::cuda(world_->rank() % core::cuda_device_count());
   const std::string weights = testing::fixture_path("dit_" + GetParam() + ".weights.safetensors");
   auto io =
       io::SafetensorsFile::open(testing::fixture_path("dit_" + GetParam() + ".io.safetensors"));
-  DitInput input;
-  input.latent = io->tensor("latent").to(core::DType::F32).to(gpu.device());
-  input.timestep = io->tensor("timestep").to(core::DType::F32).to(gpu.device());
-  input.context = io->tensor("context").to(core::DType::F32).to(gpu.device());
-  if (io->contains("y")) input.y = io->tensor("y").to(core::DType::F32).to(gpu.device());
-  if (io->contains("clip")) input.clip = io->tensor("clip").to(core::DType::F32).to(gpu.device());
+  const DitInput input = testing::read_dit_input(*io, gpu.device());
   const core::Shape shape = io->tensor("velocity").shape();
   const int64_t heads = std::stoll(io->metadata().at("num_heads"));
   const parallel::Groups groups =

@@ -5,14 +5,16 @@
 // difference is the order of the additions), also for a CFG batch of two contexts.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "core/context.h"
 #include "core/ops.h"
+#include "dit_case.h"
 #include "fixture_path.h"
+#include "gpu_per_rank.h"
 #include "io/safetensors.h"
 #include "model/wan/dit_loader.h"
 #include "parallel/comm.h"
@@ -40,11 +42,7 @@ Case load_case(const std::string& name, const core::Context& ctx) {
   Case c{model::wan::load_dit(weights, ctx, model::wan::DitLoadOptions::with_num_heads(heads)),
          {},
          io->tensor("velocity")};
-  c.input.latent = io->tensor("latent");
-  c.input.timestep = io->tensor("timestep");
-  c.input.context = io->tensor("context");
-  if (io->contains("y")) c.input.y = io->tensor("y");
-  if (io->contains("clip")) c.input.clip = io->tensor("clip");
+  c.input = testing::read_dit_input(*io);
   return c;
 }
 
@@ -92,11 +90,8 @@ TEST_P(DitUlysses, MatchesTheReferenceAndOneRank) {
 // one-GPU forward on each rank. fp32 GEMMs: 1e-4 relative (the GPU's fp32 functions and the
 // exchange's other summation order); bf16: 1e-2 (a bf16 rounding may flip either way).
 TEST_P(DitUlysses, OnGpusMatchesOneGpu) {
-  const int gpus = core::cuda_device_count();
-  Tensor enough = Tensor::from_vector(std::vector<int64_t>{gpus >= world_->size() ? 0 : 1}, {1});
-  world_->all_reduce_sum(enough);
-  if (enough.data<int64_t>()[0] > 0) GTEST_SKIP() << "needs a GPU per rank";
-  const core::Context gpu = core::Context::cuda(world_->rank() % gpus);
+  if (!testing::every_rank_has_a_gpu(*world_)) GTEST_SKIP() << "needs a GPU per rank";
+  const core::Context gpu = core::Context::cuda(world_->rank() % core::cuda_device_count());
   for (const core::DType dtype : {core::DType::F32, core::DType::BF16}) {
     const std::string weights = testing::fixture_path("dit_" + GetParam() + ".weights.safetensors");
     auto io =
@@ -105,12 +100,7 @@ TEST_P(DitUlysses, OnGpusMatchesOneGpu) {
         model::wan::DitLoadOptions::with_num_heads(std::stoll(io->metadata().at("num_heads")));
     options.gemm_dtype = dtype;
     WanDit dit = model::wan::load_dit(weights, gpu, options);
-    DitInput input;
-    input.latent = io->tensor("latent").to(core::DType::F32).to(gpu.device());
-    input.timestep = io->tensor("timestep").to(core::DType::F32).to(gpu.device());
-    input.context = io->tensor("context").to(core::DType::F32).to(gpu.device());
-    if (io->contains("y")) input.y = io->tensor("y").to(core::DType::F32).to(gpu.device());
-    if (io->contains("clip")) input.clip = io->tensor("clip").to(core::DType::F32).to(gpu.device());
+    const DitInput input = testing::read_dit_input(*io, gpu.device());
     const core::Shape shape = io->tensor("velocity").shape();
     Tensor one = Tensor::empty(shape, core::DType::F32, gpu.device());
     dit.forward(gpu, input, one);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/context.h"
+#include "gpu_per_rank.h"
 #include "parallel/comm.h"
 #include "parallel/groups.h"
 #include "parallel/mpi_runtime.h"
@@ -62,12 +63,8 @@ TEST_P(SamplerParallel, CfgParallelOnTheCpuMatchesOneRank) {
 // On GPUs (one per rank, NCCL), fp32 GEMMs: against one GPU's loop within 1e-4 (the GPU's fp32
 // functions and other summation orders over the steps).
 TEST_P(SamplerParallel, CfgParallelOnGpusMatchesOneGpu) {
-  const int gpus = core::cuda_device_count();
-  Tensor short_of_gpus =
-      Tensor::from_vector(std::vector<int64_t>{gpus >= world_->size() ? 0 : 1}, {1});
-  world_->all_reduce_sum(short_of_gpus);
-  if (short_of_gpus.data<int64_t>()[0] > 0) GTEST_SKIP() << "needs a GPU per rank";
-  const core::Context gpu = core::Context::cuda(world_->rank() % gpus);
+  if (!testing::every_rank_has_a_gpu(*world_)) GTEST_SKIP() << "needs a GPU per rank";
+  const core::Context gpu = core::Context::cuda(world_->rank() % core::cuda_device_count());
   testing::SamplingCase one(GetParam(), gpu, core::DType::F32);
   const std::vector<float> single = one.sample(gpu).latents.to(core::Device::cpu()).to_floats();
   const std::vector<float> got = split_loop(gpu, 1, true, core::DType::F32);

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "dit_case.h"
 #include "fixture_path.h"
 #include "io/safetensors.h"
 #include "reference_match.h"
@@ -20,16 +21,7 @@ namespace fs = std::filesystem;
 
 std::string fixture(const std::string& name) { return wanbatch::testing::fixture_path(name); }
 
-// The inputs a reference case's io file holds.
-DitInput read_case_input(const io::SafetensorsFile& io) {
-  DitInput input;
-  input.latent = io.tensor("latent");
-  input.timestep = io.tensor("timestep");
-  input.context = io.tensor("context");
-  if (io.contains("y")) input.y = io.tensor("y");
-  if (io.contains("clip")) input.clip = io.tensor("clip");
-  return input;
-}
+using wanbatch::testing::read_dit_input;
 
 void expect_matches_reference(const std::string& name, bool with_lora = false) {
   const std::string weights = fixture("dit_" + name + ".weights.safetensors");
@@ -45,7 +37,7 @@ void expect_matches_reference(const std::string& name, bool with_lora = false) {
   }
   WanDit dit = load_dit(weights, ctx, options);
 
-  const DitInput input = read_case_input(*io);
+  const DitInput input = read_dit_input(*io);
   const core::Tensor expected = io->tensor("velocity");
   core::Tensor velocity = core::Tensor::empty(expected.shape(), core::DType::F32);
   dit.forward(ctx, input, velocity);
@@ -77,7 +69,7 @@ void expect_batch_matches_single_passes(const std::string& name) {
   const core::Context ctx = core::Context::cpu();
   WanDit dit = load_dit(fixture("dit_" + name + ".weights.safetensors"), ctx,
                         DitLoadOptions::with_num_heads(std::stoll(io->metadata().at("num_heads"))));
-  const DitInput input = read_case_input(*io);
+  const DitInput input = read_dit_input(*io);
   const core::Shape shape = io->tensor("velocity").shape();
   // A second context of another length: the first rows of the first, scaled.
   core::Tensor other = input.context.slice(0, (input.context.dim(0) + 1) / 2).clone();
@@ -113,7 +105,7 @@ void expect_bf16_path_near_reference(const std::string& name) {
   EXPECT_EQ(dit.gemm_dtype(), core::DType::BF16);
   const core::Tensor expected = io->tensor("velocity");
   core::Tensor velocity = core::Tensor::empty(expected.shape(), core::DType::F32);
-  dit.forward(ctx, read_case_input(*io), velocity);
+  dit.forward(ctx, read_dit_input(*io), velocity);
   EXPECT_TRUE(
       wanbatch::testing::matches_reference(velocity.to_floats(), expected.to_floats(), 2e-2))
       << name;
