@@ -1,7 +1,8 @@
 // The CUDA attention op: the dispatch between cuDNN's fused flash attention
 // (attention_cudnn.cpp) and this file's fallback kernel, which takes every case core::ops allows:
 // f32, bf16 or f16 inputs, head dims up to 256, per-batch key lengths, an additive bias [H, Lq, Lk]
-// (T5's relative positions), fp32 accumulation, out in f32, bf16 or f16.
+// (T5's relative positions), fp32 accumulation, out in f32, bf16 or f16. Wider heads (the VAEs')
+// go through GEMMs (attention_by_gemm.cpp).
 //
 // The fallback is a plain flash-style kernel after the CPU twin (core/cpu/attention.cpp): a block
 // takes 16 query rows of one head (two per warp) and walks the keys in tiles of 32 staged in shared
@@ -258,6 +259,10 @@ void attention(const Context& ctx, const Tensor& q, const Tensor& k, const Tenso
   const char* forced = std::getenv("WANBATCH_ATTENTION");
   const bool fallback_only = forced != nullptr && std::string_view(forced) == "fallback";
   if (!fallback_only && attention_cudnn(ctx, q, k, v, out, options)) return;
+  if (q.dim(3) > kMaxHeadDim || v.dim(3) > kMaxHeadDim) {
+    attention_by_gemm(ctx, q, k, v, out, options);
+    return;
+  }
   attention_fallback(ctx, q, k, v, out, options);
 }
 

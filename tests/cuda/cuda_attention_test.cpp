@@ -160,6 +160,31 @@ TEST(CudaAttention, FallbackF32MatchesCpu) {
   }
 }
 
+// Head dims over the kernel's 256 (the Wan VAEs' middle attention: one head over 384 or 640
+// channels) go through GEMMs (attention_by_gemm): f32 against the CPU, with the kernel's tolerance
+// (cuBLASLt sums in other orders), key lengths and several heads included; a bf16 output is
+// rounded once to bf16 (half an ulp of the fp32 result).
+TEST(CudaAttention, WideHeadsMatchCpu) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  const Context gpu = Context::cuda(0);
+  struct Case {
+    int64_t batch, lq, lk, heads, d, dv;
+    std::vector<int64_t> k_lens;
+  };
+  uint32_t seed = 200;
+  for (const Case& c : {Case{1, 600, 600, 1, 384, 384, {}}, Case{1, 160, 160, 1, 640, 640, {}},
+                        Case{2, 70, 90, 3, 300, 264, {90, 0}}}) {
+    const Inputs in =
+        make_inputs(c.batch, c.lq, c.lk, c.heads, c.d, c.dv, DType::F32, c.k_lens, seed += 3);
+    const Tensor expected = run_cpu(in);
+    const std::string what = label("gemm", DType::F32, c.batch, c.lq, c.lk, c.heads, c.d, c.k_lens);
+    expect_close(expected, run_gpu(gpu, in, DType::F32, false), kF32Tolerance, kF32Tolerance, what);
+    const Tensor rounded = run_gpu(gpu, in, DType::BF16, false);
+    expect_close(expected, rounded, 1e-5, 1.0 / 256, what + " → bf16");
+    expect_zero_entries(rounded, c.k_lens, what);
+  }
+}
+
 // The T5 encoder's case: f32, D = 64, an additive relative-position bias [H, Lq, Lk] and padded
 // prompts (key lengths). Same tolerance as above: the bias is added exactly on both sides.
 TEST(CudaAttention, FallbackWithT5BiasMatchesCpu) {
