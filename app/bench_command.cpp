@@ -31,7 +31,12 @@ int bench_command(const Invocation& call) {
        "Ulysses sequence parallelism over N ranks (start under mpirun -np N)")
       ("cpu", po::bool_switch(), "run on the CPU (fp32) instead of the GPU")
       ("shard-weights", po::bool_switch(),
-       "split the blocks' weights over the --ulysses ranks, gathering each block before it runs");
+       "split the blocks' weights over the --ulysses ranks, gathering each block before it runs")
+      ("offload-blocks", po::bool_switch(),
+       "keep the blocks' weights in pinned host memory, copying each in a block ahead")
+      ("weights-dir", po::value<std::string>(),
+       "load the model from this folder through the checkpoint loader and time the load (random "
+       "weights are written there first when it has none)");
   // clang-format on
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
@@ -44,6 +49,8 @@ int bench_command(const Invocation& call) {
   options.warmup = (*vm)["warmup"].as<int>();
   options.seed = (*vm)["seed"].as<uint64_t>();
   options.shard_weights = (*vm)["shard-weights"].as<bool>();
+  options.offload_blocks = (*vm)["offload-blocks"].as<bool>();
+  if (vm->count("weights-dir")) options.weights_dir = (*vm)["weights-dir"].as<std::string>();
   return bench::run_dit_benchmark_command(options, ulysses_option(*vm), (*vm)["cpu"].as<bool>());
 }
 

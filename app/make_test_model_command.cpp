@@ -13,6 +13,7 @@
 #include "io/safetensors.h"
 #include "model/sampling/philox_noise.h"
 #include "model/wan/t5_encoder.h"
+#include "model/wan/test_clip.h"
 #include "model/wan/test_model.h"
 #include "model/wan/test_vae.h"
 
@@ -100,6 +101,10 @@ int make_test_model_command(const Invocation& call) {
       ("t5", po::value<std::string>(),
        "also write a tiny umT5 text encoder with random weights (output width: the model's "
        "text_dim) to this .safetensors file (for tests and demos of wanbatch run)")
+      ("clip", po::value<std::string>(),
+       "also write a CLIP vision tower with random weights to this .safetensors file, for models "
+       "with the image branch (tiny-i2v-clip: a tiny tower whose features fit its image_dim; "
+       "wan2.1-i2v-14b: ViT-H/14's size)")
       ("tokenizer", po::value<std::string>(),
        "also write a tiny SentencePiece model (64 pieces, trained on a built-in English corpus) "
        "to this file (spiece.model), to go with --t5");
@@ -149,6 +154,17 @@ int make_test_model_command(const Invocation& call) {
   if (vm->count("t5")) {
     const std::string path = (*vm)["t5"].as<std::string>();
     write_test_t5(path, model::wan::preset(options.variant).text_dim, options.seed + 300);
+    std::cout << path << "\n";
+  }
+  if (vm->count("clip")) {
+    const model::wan::DitConfig config = model::wan::preset(options.variant);
+    const std::string path = (*vm)["clip"].as<std::string>();
+    WB_CHECK(config.image_branch, "make-test-model --clip: ", options.variant,
+             " has no CLIP image branch (tiny-i2v-clip and wan2.1-i2v-14b have)");
+    const bool tiny = options.variant.rfind("tiny-", 0) == 0;
+    model::wan::write_test_clip(path,
+                                tiny ? model::wan::tiny_clip_config() : model::wan::clip_vit_h14(),
+                                options.seed + 400);
     std::cout << path << "\n";
   }
   if (vm->count("tokenizer")) {

@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "io/checkpoint.h"
+#include "io/image_reader.h"
 #include "io/video_writer.h"
 #include "jobs/item_outputs.h"
 #include "jobs/item_pipeline.h"
@@ -65,18 +66,20 @@ double loaded_gib(const std::string& path, double bytes_per_value = 4.0) {
 // The --dry-run estimate of memory per rank: the loaded models, and the DiT's activations for the
 // largest item at this rank's share of the tokens (residual, q/k/v, attention, FFN hidden, the
 // batch of two contexts unless CFG-parallel splits it, and the Ulysses buffers; counted as fp32,
-// an upper bound for the GPU's bf16 activations).
+// an upper bound for the GPU's bf16 activations). `sizes`: each item's video size.
 std::string memory_estimate(const model::wan::DitConfig& c,
                             const std::vector<jobs::ManifestItem>& items,
+                            const std::vector<model::wan::PixelSize>& sizes,
                             const parallel::Topology& topology, const std::string& dit,
                             const std::string& high, const std::string& t5, const std::string& vae,
-                            bool gpu, bool sharded) {
+                            const std::string& clip, bool gpu, bool sharded) {
+  const auto stride = model::sampling::vae_stride_for_channels(c.out_dim);
   int64_t tokens = 0;
-  for (const auto& it : items) {
-    const core::Shape latent =
-        model::sampling::latent_shape(c.out_dim, it.width, it.height, it.frames);
-    tokens = std::max(tokens, latent[1] / c.patch_size[0] * (latent[2] / c.patch_size[1]) *
-                                  (latent[3] / c.patch_size[2]));
+  for (size_t k = 0; k < items.size(); ++k) {
+    const int64_t frames = (items[k].frames - 1) / stride.frames + 1;
+    tokens = std::max(tokens, frames / c.patch_size[0] *
+                                  (sizes[k].height / stride.height / c.patch_size[1]) *
+                                  (sizes[k].width / stride.width / c.patch_size[2]));
   }
   const int64_t batch = topology.cfg == 2 ? 1 : 2;
   const double rows =
@@ -89,15 +92,16 @@ std::string memory_estimate(const model::wan::DitConfig& c,
       (loaded_gib(dit, dit_bytes) + (high.empty() ? 0 : loaded_gib(high, dit_bytes))) /
       (sharded ? topology.sp : 1);
   const double text = loaded_gib(t5), decoder = vae.empty() ? 0 : loaded_gib(vae);
-  char line[320];
+  const double image = clip.empty() ? 0 : loaded_gib(clip);
+  char line[360];
   std::snprintf(line, sizeof line,
                 "  memory per rank (estimate, %s): DiT weights %.2f GiB, text encoder "
-                "%.2f GiB, VAE %.2f GiB, DiT activations %.2f GiB (%lld tokens, %lld per rank); "
-                "about %.1f GiB\n",
-                gpu ? "GPU" : "CPU backend", weights, text, decoder, activations,
+                "%.2f GiB, VAE %.2f GiB, CLIP %.2f GiB, DiT activations %.2f GiB (%lld tokens, "
+                "%lld per rank); about %.1f GiB\n",
+                gpu ? "GPU" : "CPU backend", weights, text, decoder, image, activations,
                 static_cast<long long>(tokens),
                 static_cast<long long>(rows / static_cast<double>(batch)),
-                weights + text + decoder + activations);
+                weights + text + decoder + image + activations);
   return line;
 }
 
@@ -114,7 +118,9 @@ int run_command(const Invocation& call) {
       "were made) and DIR/<id>.mp4, and DIR/report.json lists every item's status. Under mpirun "
       "the ranks form data-parallel groups of --ulysses × (2 with --cfg-parallel) ranks, and rank "
       "0 hands each free group the next item. Items already complete (both files present, the "
-      "record matching the item) are skipped, so re-running the same command resumes.";
+      "record matching the item) are skipped, so re-running the same command resumes. An item's "
+      "`image` is the video's first frame (I2V and TI2V models); its width × height is then the "
+      "pixel budget the image's aspect ratio is fitted into.";
   // clang-format off
   spec.options.add_options()
       ("manifest", po::value<std::string>()->required(), "JSON Lines manifest, one item per line")
@@ -131,8 +137,12 @@ int run_command(const Invocation& call) {
       ("text-len", po::value<int64_t>()->default_value(512), "tokens a prompt is cut to")
       ("embedding-cache", po::value<std::string>(),
        "folder of cached text encodings, shared between runs")
-      ("vae", po::value<std::string>(), "VAE weights (needed unless --no-video)")
+      ("vae", po::value<std::string>(),
+       "VAE weights (needed unless --no-video; with images always: it encodes them)")
       ("no-video", po::bool_switch(), "write latents only, no videos")
+      ("clip", po::value<std::string>(),
+       "CLIP vision weights for Wan2.1 I2V's image branch (the official "
+       "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth, or clip_vision_h.safetensors)")
       ("crf", po::value<int>(), "x264 constant rate factor (default 10)")
       ("preset", po::value<std::string>(), "x264 preset (default medium)")
       ("shard", po::value<std::string>(),
@@ -166,6 +176,8 @@ int run_command(const Invocation& call) {
   WB_CHECK(two_experts || (!vm->count("boundary") && !vm->count("high-noise-lora")),
            "--boundary and --high-noise-lora need --dit-high-noise");
   WB_CHECK(no_video || vm->count("vae"), "give --vae (or --no-video for latents only)");
+  const std::string vae_path = vm->count("vae") ? (*vm)["vae"].as<std::string>() : "";
+  const std::string clip_path = vm->count("clip") ? (*vm)["clip"].as<std::string>() : "";
   WB_CHECK(no_video || io::video_built(),
            "this wanbatch was built without FFmpeg: give --no-video for latents only");
 
@@ -174,7 +186,8 @@ int run_command(const Invocation& call) {
   if (two_experts) require_file("dit-high-noise", high_path);
   require_file("t5", t5_path);
   require_file("tokenizer", tokenizer_path);
-  if (!no_video) require_file("vae", (*vm)["vae"].as<std::string>());
+  if (!vae_path.empty()) require_file("vae", vae_path);
+  if (!clip_path.empty()) require_file("clip", clip_path);
   const auto [low_options, high_options] = expert_load_options(*vm);
   for (const auto& l : low_options.loras) require_file("lora", l.path);
   for (const auto& l : high_options.loras) require_file("high-noise-lora", l.path);
@@ -183,14 +196,32 @@ int run_command(const Invocation& call) {
   const model::wan::GenerationDefaults generation =
       (*vm)["lightning"].as<bool>() ? model::wan::lightning_defaults()
                                     : model::wan::generation_defaults(config, two_experts);
-  const jobs::JobDefaults defaults = jobs::job_defaults(generation, config.out_dim, two_experts);
+  WB_CHECK(!config.image_branch || !clip_path.empty(), dit_path, " is ", config.variant,
+           " with the CLIP image branch: give --clip PATH (the CLIP vision weights, "
+           "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth)");
+  WB_CHECK(config.image_branch || clip_path.empty(), "--clip is for models with the CLIP image ",
+           "branch (Wan2.1 I2V); ", dit_path, " (", config.variant, ") has none");
+  const jobs::JobDefaults defaults =
+      jobs::job_defaults(generation, config, two_experts, (*vm)["lightning"].as<bool>());
   const std::vector<jobs::ManifestItem> all_items = jobs::read_manifest(manifest_path, defaults);
+  // Images are encoded by the VAE, also when no video is written.
+  const bool images = std::any_of(all_items.begin(), all_items.end(),
+                                  [](const jobs::ManifestItem& it) { return !it.image.empty(); });
+  WB_CHECK(!images || !vae_path.empty(), manifest_path,
+           ": items with an image need --vae (the image is encoded by the VAE, also with "
+           "--no-video)");
+  WB_CHECK(!images || io::video_built(), manifest_path,
+           ": items with an image, but this wanbatch was built without FFmpeg, which reads them");
+  const std::string load_vae_path = no_video && !images ? "" : vae_path;
   std::optional<std::string> shard_option;
   if (vm->count("shard")) shard_option = (*vm)["shard"].as<std::string>();
   const jobs::Shard shard = jobs::resolve_shard(shard_option);
   const std::vector<jobs::ManifestItem> items = jobs::shard_items(all_items, shard);
   const double boundary =
-      vm->count("boundary") ? (*vm)["boundary"].as<double>() : generation.boundary;
+      vm->count("boundary")
+          ? (*vm)["boundary"].as<double>()
+          // The model's, also under --lightning (I2V-A14B switches at 0.9, T2V-A14B at 0.875).
+          : model::wan::generation_defaults(config, two_experts).boundary;
   const core::Context ctx = device_context(*vm);
   const parallel::Groups groups =
       parallel::Groups::make(*comm, ulysses_option(*vm), cfg_parallel_option(*vm),
@@ -199,7 +230,27 @@ int run_command(const Invocation& call) {
            "the item queue needs an MPI library with MPI_THREAD_MULTIPLE support");
 
   if (dry_run) {
+    int status = 0;
     if (rank == 0) {
+      // Image items: the size their image gives (read here), or why it cannot be read.
+      std::vector<model::wan::PixelSize> sizes;
+      std::vector<std::string> image_notes;
+      for (const auto& it : items) {
+        sizes.push_back({it.width, it.height});
+        image_notes.emplace_back();
+        if (it.image.empty()) continue;
+        try {
+          const io::Rgb8Image image = io::read_image_rgb8(it.image);
+          sizes.back() = jobs::item_size(it, config.in_dim, &image);
+          image_notes.back() = ", image " + it.image + " (" + std::to_string(image.width) + "x" +
+                               std::to_string(image.height) + ") → " +
+                               std::to_string(sizes.back().width) + "x" +
+                               std::to_string(sizes.back().height);
+        } catch (const std::exception& e) {
+          image_notes.back() = ", image FAILS: " + std::string(e.what());
+          status = 1;
+        }
+      }
       std::ostringstream plan;
       plan << "plan: " << manifest_path << ": " << all_items.size() << " items, shard "
            << shard.index << "/" << shard.count << ": " << items.size() << " items, " << world
@@ -211,27 +262,31 @@ int run_command(const Invocation& call) {
            << "\n  loras: " << describe_loras(low_options.loras)
            << (two_experts ? " | high-noise: " + describe_loras(high_options.loras) : "")
            << "\n  text encoder: " << t5_path << ", tokenizer " << tokenizer_path << ", text-len "
-           << text_len
-           << "\n  vae: " << (no_video ? "none (--no-video)" : (*vm)["vae"].as<std::string>())
+           << text_len << "\n  vae: " << (load_vae_path.empty() ? "none" : load_vae_path)
+           << (no_video ? (images ? " (--no-video: encodes the images only)" : " (--no-video)")
+                        : "")
+           << "\n  clip: " << (clip_path.empty() ? "none" : clip_path)
            << "\n  output: " << out_dir.string() << "\n"
-           << memory_estimate(config, items, groups.topology, dit_path, high_path, t5_path,
-                              no_video ? "" : (*vm)["vae"].as<std::string>(),
-                              ctx.device().is_cuda(), shard_weights_option(*vm, groups) != nullptr)
+           << memory_estimate(config, items, sizes, groups.topology, dit_path, high_path, t5_path,
+                              load_vae_path, clip_path, ctx.device().is_cuda(),
+                              shard_weights_option(*vm, groups) != nullptr)
            << "  DiT weights: "
-           << (shard_weights_option(*vm, groups) ? "blocks sharded over the sp ranks\n"
-                                                 : "whole on every rank\n");
+           << (shard_weights_option(*vm, groups) ? "blocks sharded over the sp ranks"
+                                                 : "whole on every rank")
+           << (offload_option(*vm).blocks ? ", blocks in pinned host memory" : "")
+           << (offload_option(*vm).model ? ", models leave the GPU while not in use" : "") << "\n";
       for (size_t k = 0; k < items.size(); ++k) {
         const auto& it = items[k];
         plan << "  [" << k + 1 << "/" << items.size() << "] " << it.id << " (line " << it.line
-             << ") " << it.width << "x" << it.height << ", " << it.frames << " frames, "
-             << it.solver << " " << it.steps << " steps, shift " << it.shift << ", guide "
-             << it.guide_scale
+             << ") " << (it.image.empty() ? "" : "within ") << it.width << "x" << it.height << ", "
+             << it.frames << " frames, " << it.solver << " " << it.steps << " steps, shift "
+             << it.shift << ", guide " << it.guide_scale
              << (it.guide_scale_high ? "," + std::to_string(*it.guide_scale_high) : "")
-             << ", noise " << jobs::noise_source(it) << "\n";
+             << ", noise " << jobs::noise_source(it) << image_notes[k] << "\n";
       }
       std::cout << plan.str() << std::flush;
     }
-    return 0;
+    return status;
   }
 
   if (rank == 0) fs::create_directories(out_dir);
@@ -276,6 +331,10 @@ int run_command(const Invocation& call) {
   pipeline_options.high_load = high_options;
   pipeline_options.low_load.shard_comm = shard_weights_option(*vm, groups);
   pipeline_options.high_load.shard_comm = pipeline_options.low_load.shard_comm;
+  const OffloadOption offload = offload_option(*vm);
+  pipeline_options.low_load.offload_blocks = offload.blocks;
+  pipeline_options.high_load.offload_blocks = offload.blocks;
+  pipeline_options.offload_models = offload.model;
   pipeline_options.boundary = boundary;
   pipeline_options.t5 = t5_path;
   pipeline_options.tokenizer = tokenizer_path;
@@ -283,7 +342,9 @@ int run_command(const Invocation& call) {
     pipeline_options.embedding_cache = (*vm)["embedding-cache"].as<std::string>();
   }
   pipeline_options.text_len = text_len;
-  if (!no_video) pipeline_options.vae = (*vm)["vae"].as<std::string>();
+  pipeline_options.vae = load_vae_path;
+  pipeline_options.write_video = !no_video;
+  pipeline_options.clip = clip_path;
   pipeline_options.vae_tiling = [&](const model::wan::WanVae& vae) {
     return vae_tiling_option(*vm, vae);
   };

@@ -1,5 +1,7 @@
 #include "app/tool_inputs.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "parallel/mpi_runtime.h"
 
@@ -89,8 +91,13 @@ void add_parallel_options(po::options_description& options) {
       ("cfg-parallel", po::bool_switch(),
        "run the prompt and the negative prompt of guided steps on two ranks")
       ("shard-weights", po::value<std::string>()->default_value("auto"),
-       "split every DiT block's weights over the --ulysses ranks, gathering each block before "
-       "it runs: auto (when --ulysses > 1), on or off");
+       "split every DiT block's weights (and, in run without --embedding-cache, the text "
+       "encoder's layers) over the --ulysses ranks, gathering each just before it runs: auto "
+       "(when --ulysses > 1), on or off")
+      ("offload", po::value<std::string>()->default_value("none"),
+       "keep weights in host memory: 'blocks' (the DiT blocks wait in pinned host memory and are "
+       "copied in a block ahead), 'model' (a model leaves the GPU while another runs: the other "
+       "expert, the text encoder, the DiT during decoding), 'blocks,model' or 'none'");
   // clang-format on
 }
 
@@ -108,6 +115,26 @@ parallel::Comm* shard_weights_option(const po::variables_map& vm, const parallel
            "': expected auto, on or off");
   if (mode == "off" || groups.topology.sp == 1) return nullptr;  // one rank: nothing to split
   return groups.sp.get();
+}
+
+OffloadOption offload_option(const po::variables_map& vm) {
+  const std::string text = vm["offload"].as<std::string>();
+  OffloadOption o;
+  if (text == "none") return o;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    const size_t end = std::min(text.find(',', begin), text.size());
+    const std::string part = text.substr(begin, end - begin);
+    if (part == "blocks") {
+      o.blocks = true;
+    } else if (part == "model") {
+      o.model = true;
+    } else {
+      throw make_error("--offload '", text, "': expected none, blocks, model or blocks,model");
+    }
+    begin = end + 1;
+  }
+  return o;
 }
 
 std::pair<int64_t, int64_t> parse_size(const std::string& text) {

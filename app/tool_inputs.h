@@ -51,6 +51,13 @@ bool cfg_parallel_option(const po::variables_map& vm);
 // group; auto: when it has more than one rank), or null.
 parallel::Comm* shard_weights_option(const po::variables_map& vm, const parallel::Groups& groups);
 
+// --offload none|blocks|model|blocks,model (tool sample and run; issue 9).
+struct OffloadOption {
+  bool blocks = false;  // DiT blocks in pinned host memory (model::wan::DitLoadOptions)
+  bool model = false;   // models leave the GPU while not in use
+};
+OffloadOption offload_option(const po::variables_map& vm);
+
 // "WxH" (--size): width and height; throws naming the text otherwise.
 std::pair<int64_t, int64_t> parse_size(const std::string& text);
 

@@ -179,8 +179,11 @@ int tool_sample_command(const Invocation& call) {
 
   const auto load_start = std::chrono::steady_clock::now();
   parallel::Comm* const shard_comm = shard_weights_option(*vm, groups);
-  auto with_shards = [shard_comm](model::wan::DitLoadOptions options) {
+  const OffloadOption offload = offload_option(*vm);
+  options.offload_models = offload.model;
+  auto with_shards = [shard_comm, offload](model::wan::DitLoadOptions options) {
     options.shard_comm = shard_comm;
+    options.offload_blocks = offload.blocks;
     return options;
   };
   model::wan::WanDit low = model::wan::load_dit(low_path, ctx, with_shards(low_options));

@@ -1,6 +1,7 @@
 // wanbatch-bench: `wanbatch bench` for hosts whose Boost has headers but not the Program_options
 // and Log libraries the wanbatch executable needs (as on the GPU test machine). Same options, same
-// output; arguments are `--key value` pairs and the switches `--cpu` and `--shard-weights`.
+// output; arguments are `--key value` pairs and the switches `--cpu`, `--shard-weights`
+// and `--offload-blocks`.
 #include <cstdlib>
 #include <exception>
 #include <iostream>
@@ -14,7 +15,7 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: wanbatch-bench --variant V [--size WxH] [--frames F] [--iterations N] [--warmup N] "
-    "[--seed S] [--ulysses N] [--shard-weights] [--cpu]\n";
+    "[--seed S] [--ulysses N] [--shard-weights] [--offload-blocks] [--weights-dir DIR] [--cpu]\n";
 
 int64_t number(const std::map<std::string, std::string>& args, const std::string& key,
                int64_t fallback) {
@@ -32,7 +33,7 @@ int main(int argc, char** argv) {
   using namespace wanbatch;
   try {
     std::map<std::string, std::string> args;
-    bool cpu = false, shard = false;
+    bool cpu = false, shard = false, offload = false;
     for (int i = 1; i < argc; ++i) {
       const std::string arg = argv[i];
       if (arg == "--help" || arg == "-h") {
@@ -47,13 +48,17 @@ int main(int argc, char** argv) {
         shard = true;
         continue;
       }
+      if (arg == "--offload-blocks") {
+        offload = true;
+        continue;
+      }
       WB_CHECK(arg.rfind("--", 0) == 0 && i + 1 < argc, "unexpected argument '", arg, "'\n",
                kUsage);
       args[arg.substr(2)] = argv[++i];
     }
     for (const auto& [key, value] : args) {
       WB_CHECK(key == "variant" || key == "size" || key == "frames" || key == "iterations" ||
-                   key == "warmup" || key == "seed" || key == "ulysses",
+                   key == "warmup" || key == "seed" || key == "ulysses" || key == "weights-dir",
                "unknown option --", key, "\n", kUsage);
     }
     WB_CHECK(args.count("variant"), "--variant is required\n", kUsage);
@@ -69,6 +74,8 @@ int main(int argc, char** argv) {
     options.warmup = static_cast<int>(number(args, "warmup", 2));
     options.seed = static_cast<uint64_t>(number(args, "seed", 0));
     options.shard_weights = shard;
+    options.offload_blocks = offload;
+    if (args.count("weights-dir")) options.weights_dir = args["weights-dir"];
     return bench::run_dit_benchmark_command(options, static_cast<int>(number(args, "ulysses", 1)),
                                             cpu);
   } catch (const std::exception& e) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <random>
@@ -15,6 +16,7 @@
 #include "model/sampling/latent_shape.h"
 #include "model/wan/config.h"
 #include "model/wan/dit.h"
+#include "model/wan/dit_loader.h"
 #include "model/wan/test_model.h"
 #include "parallel/groups.h"
 #include "parallel/mpi_runtime.h"
@@ -75,6 +77,46 @@ double forward_flops(const model::wan::DitConfig& c, int64_t tokens) {
          2 * l * d * patch * static_cast<double>(c.in_dim + c.out_dim);
 }
 
+// The model through model::wan::load_dit from options.weights_dir (rank 0 writes random bf16
+// weights there first when the folder has no safetensors), loaded twice: the first warms the page
+// cache, the second is timed, between barriers, so r.load_seconds is the slowest rank's.
+model::wan::WanDit load_benchmark_model(const core::Context& ctx, const DitBenchOptions& options,
+                                        const model::wan::DitConfig& config, DType gemm,
+                                        parallel::Comm* sp, DitBenchResult& r) {
+  namespace fs = std::filesystem;
+  const fs::path dir = options.weights_dir;
+  auto has_weights = [&] {
+    if (!fs::is_directory(dir)) return false;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      if (entry.path().extension() == ".safetensors") return true;
+    }
+    return false;
+  };
+  if ((!sp || sp->rank() == 0) && !has_weights()) {
+    WB_LOG(info) << "writing random " << options.variant << " weights to " << dir.string();
+    model::wan::write_test_dit(config, dir.string(), options.seed, DType::BF16, int64_t{4} << 30);
+  }
+  if (sp) sp->barrier();
+  double bytes = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() == ".safetensors") bytes += static_cast<double>(entry.file_size());
+  }
+  r.weights_gib = bytes / kGiB;
+  auto load_options = model::wan::DitLoadOptions::with_num_heads(config.num_heads);
+  load_options.gemm_dtype = gemm;
+  load_options.shard_comm = options.shard_weights ? sp : nullptr;
+  load_options.offload_blocks = options.offload_blocks;
+  model::wan::load_dit(dir.string(), ctx, load_options);  // warms the page cache
+  if (sp) sp->barrier();
+  const auto start = core::Clock::now();
+  model::wan::WanDit dit = model::wan::load_dit(dir.string(), ctx, load_options);
+  ctx.synchronize();
+  if (sp) sp->barrier();
+  r.load_seconds = core::seconds_since(start);
+  WB_LOG(info) << "loaded " << dir.string() << " in " << r.load_seconds << " s";
+  return dit;
+}
+
 }  // namespace
 
 DitBenchResult run_dit_benchmark(const core::Context& ctx, const DitBenchOptions& options,
@@ -96,15 +138,19 @@ DitBenchResult run_dit_benchmark(const core::Context& ctx, const DitBenchOptions
                << r.tokens << " tokens";
   core::reset_device_peak_bytes(ctx);
   std::optional<model::wan::WanDit> dit;
-  {
+  if (!options.weights_dir.empty()) {
+    dit.emplace(load_benchmark_model(ctx, options, config, gemm, sp, r));
+  } else {
     const auto weights = model::wan::random_dit_weights(config, options.seed, DType::BF16);
     double bytes = 0;
     for (const auto& [name, t] : weights) bytes += static_cast<double>(t.nbytes());
     r.weights_gib = bytes / kGiB;
-    dit.emplace(config, weights, ctx, gemm, options.shard_weights ? sp : nullptr);
+    dit.emplace(config, weights, ctx, gemm, options.shard_weights ? sp : nullptr,
+                options.offload_blocks);
   }
   dit->set_sequence_parallel(sp);
   r.resident_block_gib = static_cast<double>(dit->resident_block_bytes()) / kGiB;
+  r.offloaded_block_gib = static_cast<double>(dit->offloaded_block_bytes()) / kGiB;
 
   model::wan::DitInput input;
   input.latent = random_input(latent_shape, 1.0f, options.seed + 1, DType::F32, ctx);
@@ -204,13 +250,15 @@ std::string result_line(const DitBenchOptions& o, const DitBenchResult& r, int g
                 "forward_ms=%.4g tflops=%.4g peak_gib=%.4g weights_gib=%.4g gemm_ms=%.4g "
                 "attention_ms=%.4g communication_ms=%.4g other_ms=%.4g "
                 "gemm_ceiling_tflops=%.4g attention_ceiling_tflops=%.4g sharded=%d "
-                "block_weights_gib=%.4g",
+                "offload=%s block_weights_gib=%.4g host_block_weights_gib=%.4g "
+                "load_s=%.4g",
                 o.variant.c_str(), static_cast<long long>(o.width),
                 static_cast<long long>(o.height), static_cast<long long>(o.frames), gpus, r.sp,
                 static_cast<long long>(r.tokens), r.forward_ms, r.tflops_per_gpu, r.peak_gib,
                 r.weights_gib, ms("gemm"), ms("attention"), ms("communication"), ms("other"),
                 r.gemm_ceiling_tflops, r.attention_ceiling_tflops, o.shard_weights ? 1 : 0,
-                r.resident_block_gib);
+                o.offload_blocks ? "blocks" : "none", r.resident_block_gib, r.offloaded_block_gib,
+                r.load_seconds);
   return line;
 }
 

@@ -19,8 +19,13 @@ struct DitBenchOptions {
   int64_t width = 832, height = 480, frames = 81;
   int iterations = 5, warmup = 2;
   uint64_t seed = 0;
-  int64_t text_tokens = 128;   // the prompt's real tokens (the model pads to text_len)
-  bool shard_weights = false;  // blocks split over the sp ranks, gathered before each block
+  int64_t text_tokens = 128;    // the prompt's real tokens (the model pads to text_len)
+  bool shard_weights = false;   // blocks split over the sp ranks, gathered before each block
+  bool offload_blocks = false;  // blocks in pinned host memory, copied in a block ahead
+  // Load the model through the checkpoint loader from this folder (random weights written there
+  // first when it holds none), timing the load from a warm page cache; empty: random weights
+  // made in memory.
+  std::string weights_dir;
 };
 
 struct DitBenchResult {
@@ -30,7 +35,9 @@ struct DitBenchResult {
   double forward_ms = 0, min_ms = 0, max_ms = 0;
   double tflops_per_gpu = 0;
   double weights_gib = 0, peak_gib = 0;
-  double resident_block_gib = 0;  // this rank's block parameters (its shards when sharded)
+  double resident_block_gib = 0;   // this rank's block parameters on the device (shards, buffers)
+  double offloaded_block_gib = 0;  // this rank's block parameters in pinned host memory
+  double load_seconds = 0;         // with weights_dir: the slowest rank's second load (warm cache)
   std::map<std::string, double> breakdown_ms;  // gemm, attention, communication, other
   double gemm_ceiling_tflops = 0, attention_ceiling_tflops = 0;
 };

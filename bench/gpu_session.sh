@@ -12,7 +12,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 NCCL_NVLS_ENABL
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a \
     -DWANBATCH_CUDA=ON
-  cmake --build build-gpu -j"$(nproc)"
+  cmake --build build-gpu -j"$(nproc)" -- -k 0
 } > "$LOGS/build.log" 2>&1
 status=$?
 tail -5 "$LOGS/build.log"

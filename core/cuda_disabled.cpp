@@ -22,6 +22,13 @@ size_t peak_device_bytes(int) { return 0; }
 void reset_peak_device_bytes(int) {}
 void register_stream(int, CUstream_st*) {}
 void unregister_stream(int, CUstream_st*) noexcept {}
+void* allocate_pinned(size_t) { unavailable(); }
+void release_pinned(void*) noexcept {}
+struct CopyQueue {};
+CopyQueue* create_copy_queue(const Context&, int) { unavailable(); }
+void destroy_copy_queue(CopyQueue*) noexcept {}
+void copy_after_compute(CopyQueue*, void*, const void*, size_t, int) { unavailable(); }
+void join_copy(CopyQueue*, int) { unavailable(); }
 struct Resources {};
 }  // namespace cuda
 

@@ -34,7 +34,8 @@ std::shared_ptr<Storage> Storage::allocate(size_t bytes, Device device) {
   if (device.is_cuda()) {
     void* p = cuda::allocate(bytes, device.index);
     int index = device.index;
-    return std::make_shared<Storage>(p, bytes, device, [index](void* q) { cuda::release(q, index); });
+    return std::make_shared<Storage>(p, bytes, device,
+                                     [index](void* q) { cuda::release(q, index); });
   }
   constexpr size_t kAlignment = 64;
   const size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
@@ -52,6 +53,21 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   for (int64_t d : shape) WB_CHECK(d >= 0, "negative dimension in shape ", shape_str(shape));
   const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
   return from_storage(Storage::allocate(bytes, device), 0, shape, dtype);
+}
+
+Tensor Tensor::empty_pinned(const Shape& shape, DType dtype) {
+  if (cuda::device_count() == 0) return empty(shape, dtype);
+  for (int64_t d : shape) WB_CHECK(d >= 0, "negative dimension in shape ", shape_str(shape));
+  const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  auto storage = std::make_shared<Storage>(cuda::allocate_pinned(bytes), bytes, Device::cpu(),
+                                           [](void* p) { cuda::release_pinned(p); });
+  return from_storage(std::move(storage), 0, shape, dtype);
+}
+
+Tensor Tensor::to_pinned() const {
+  Tensor t = empty_pinned(shape_, dtype_);
+  t.copy_from(*this);
+  return t;
 }
 
 Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
@@ -77,8 +93,8 @@ Tensor Tensor::from_storage(std::shared_ptr<Storage> storage, size_t offset, con
 
 template <typename T>
 Tensor Tensor::from_vector(const std::vector<T>& values, const Shape& shape) {
-  WB_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape), "from_vector: ",
-           values.size(), " values for shape ", shape_str(shape));
+  WB_CHECK(static_cast<int64_t>(values.size()) == shape_numel(shape),
+           "from_vector: ", values.size(), " values for shape ", shape_str(shape));
   Tensor t = empty(shape, dtype_of<T>());
   if (!values.empty()) std::memcpy(t.raw(), values.data(), values.size() * sizeof(T));
   return t;
@@ -149,8 +165,9 @@ Tensor Tensor::slice(int64_t begin, int64_t end) const {
            ") out of range for ", describe());
   Shape shape = shape_;
   shape[0] = end - begin;
-  const size_t row_bytes = static_cast<size_t>(shape_numel(Shape(shape_.begin() + 1, shape_.end()))) *
-                           dtype_size(dtype_);
+  const size_t row_bytes =
+      static_cast<size_t>(shape_numel(Shape(shape_.begin() + 1, shape_.end()))) *
+      dtype_size(dtype_);
   return from_storage(storage_, offset_ + static_cast<size_t>(begin) * row_bytes, shape, dtype_);
 }
 
@@ -188,7 +205,8 @@ void Tensor::copy_from(const Tensor& src) {
   if (device_.is_cpu() && src.device_.is_cpu()) {
     convert_elements(src.raw(), src.dtype_, raw(), dtype_, static_cast<size_t>(numel()));
   } else if (device_ == src.device_) {
-    cuda::convert(src.raw(), src.dtype_, raw(), dtype_, static_cast<size_t>(numel()), device_.index);
+    cuda::convert(src.raw(), src.dtype_, raw(), dtype_, static_cast<size_t>(numel()),
+                  device_.index);
   } else {
     copy_from(src.to(device_));  // move first, convert on the destination device
   }

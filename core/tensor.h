@@ -47,11 +47,17 @@ class Storage {
 template <typename T>
 constexpr DType dtype_of();
 template <>
-constexpr DType dtype_of<float>() { return DType::F32; }
+constexpr DType dtype_of<float>() {
+  return DType::F32;
+}
 template <>
-constexpr DType dtype_of<int32_t>() { return DType::I32; }
+constexpr DType dtype_of<int32_t>() {
+  return DType::I32;
+}
 template <>
-constexpr DType dtype_of<int64_t>() { return DType::I64; }
+constexpr DType dtype_of<int64_t>() {
+  return DType::I64;
+}
 // Reduced-precision floats are stored as raw bits; data<uint16_t>() accepts bf16 and f16.
 
 class Tensor {
@@ -60,6 +66,11 @@ class Tensor {
 
   static Tensor empty(const Shape& shape, DType dtype, Device device = Device::cpu());
   static Tensor zeros(const Shape& shape, DType dtype, Device device = Device::cpu());
+  // A host tensor in page-locked memory when a CUDA device exists (so copies to a device can run
+  // beside the ops, core/copy_stream.h), in ordinary host memory otherwise.
+  static Tensor empty_pinned(const Shape& shape, DType dtype);
+  // A copy in host memory from empty_pinned (--offload model: weights waiting off the device).
+  Tensor to_pinned() const;
   // A view of `storage` starting `offset` bytes in; throws if it would run past the end.
   static Tensor from_storage(std::shared_ptr<Storage> storage, size_t offset, const Shape& shape,
                              DType dtype);

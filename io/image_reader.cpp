@@ -1,14 +1,13 @@
 #include "io/image_reader.h"
 
 #include <filesystem>
-#include <vector>
 
 #include "core/error.h"
 #include "io/av_support.h"
 
 namespace wanbatch::io {
 
-core::Tensor read_image(const std::string& path) {
+Rgb8Image read_image_rgb8(const std::string& path) {
   av::forward_log();
   WB_CHECK(std::filesystem::is_regular_file(path), "cannot read ", path, ": no such file");
   AVFormatContext* raw = nullptr;
@@ -61,20 +60,16 @@ core::Tensor read_image(const std::string& path) {
       width, height, static_cast<AVPixelFormat>(frame->format), width, height, AV_PIX_FMT_RGB24,
       SWS_POINT | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr));
   WB_CHECK(sws != nullptr, "cannot read ", path, ": no conversion from its pixel format to RGB");
-  std::vector<uint8_t> rgb(static_cast<size_t>(3) * width * height);
-  uint8_t* planes[1] = {rgb.data()};
+  Rgb8Image image;
+  image.width = width;
+  image.height = height;
+  image.pixels.resize(static_cast<size_t>(3) * width * height);
+  uint8_t* planes[1] = {image.pixels.data()};
   const int strides[1] = {3 * width};
   sws_scale(sws.get(), frame->data, frame->linesize, 0, height, planes, strides);
-
-  core::Tensor image = core::Tensor::empty({3, height, width}, core::DType::F32);
-  float* out = image.data<float>();
-  const size_t pixels = static_cast<size_t>(width) * height;
-  for (size_t i = 0; i < pixels; ++i) {
-    for (size_t c = 0; c < 3; ++c) {
-      out[c * pixels + i] = (static_cast<float>(rgb[3 * i + c]) / 255.0f - 0.5f) / 0.5f;
-    }
-  }
   return image;
 }
+
+core::Tensor read_image(const std::string& path) { return rgb8_to_tensor(read_image_rgb8(path)); }
 
 }  // namespace wanbatch::io

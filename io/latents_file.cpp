@@ -28,6 +28,8 @@ void write_latents_file(const std::string& path, const core::Tensor& latents,
   write_optional(out, "height", r.height);
   write_optional(out, "frames", r.frames);
   write_optional(out, "fps", r.fps);
+  write_optional(out, "image", r.image);
+  write_optional(out, "max_area", r.max_area);
   out.attribute("solver", r.solver);
   out.attribute("steps", r.steps);
   out.attribute("shift", r.shift);
@@ -69,6 +71,8 @@ LatentsFile read_latents_file(const std::string& path) {
   r.height = in.attribute_integer("height");
   r.frames = in.attribute_integer("frames");
   r.fps = in.attribute_integer("fps");
+  r.image = in.attribute_string("image");
+  r.max_area = in.attribute_integer("max_area");
   r.solver = in.attribute_string("solver").value_or("");
   r.steps = in.attribute_integer("steps").value_or(0);
   r.shift = in.attribute_number("shift").value_or(0);

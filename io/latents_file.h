@@ -17,7 +17,11 @@ struct LatentsRecord {
   std::optional<std::string> id, prompt, negative_prompt;
   std::optional<uint64_t> seed;
   std::string noise;  // where the initial noise came from ("philox seed 7", a file)
-  std::optional<int64_t> width, height, frames, fps;
+  std::optional<int64_t> width, height, frames, fps;  // the video's (an image item's: as made)
+  // Image-to-video: the image the video starts from, and the pixel budget (the item's width ×
+  // height) its size was fitted into.
+  std::optional<std::string> image;
+  std::optional<int64_t> max_area;
   // How it was sampled.
   std::string solver;
   int64_t steps = 0;

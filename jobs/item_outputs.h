@@ -17,8 +17,8 @@ std::string video_path(const std::filesystem::path& dir, const ManifestItem& ite
 // "philox seed N", or the item's init_noise file.
 std::string noise_source(const ManifestItem& item);
 
-// Whether the record matches the item: prompts, seed and noise, size, frames, fps, solver, steps,
-// shift and guide scales.
+// Whether the record matches the item: prompts, seed and noise, size (an image item's: its image
+// and pixel budget), frames, fps, solver, steps, shift and guide scales.
 bool record_matches(const io::LatentsRecord& record, const ManifestItem& item);
 
 // Both files present and the record matching; an unreadable .h5 is not complete.

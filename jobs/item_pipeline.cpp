@@ -15,6 +15,8 @@
 #include "model/sampling/latent_shape.h"
 #include "model/sampling/philox_noise.h"
 #include "model/sampling/sampler.h"
+#include "model/wan/clip_loader.h"
+#include "model/wan/image_conditioning.h"
 #include "model/wan/t5_loader.h"
 #include "model/wan/text_embedding_cache.h"
 #include "model/wan/vae_loader.h"
@@ -31,20 +33,37 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 using core::Tensor;
 
 // The item's noise: Philox from its seed, or its init_noise file's 'noise' dataset.
-Tensor item_noise(const ManifestItem& item, const core::Shape& shape) {
+Tensor item_noise(const ManifestItem& item, const model::wan::PixelSize& size,
+                  const core::Shape& shape) {
   if (item.init_noise.empty()) return sampling::initial_noise(item.seed, shape);
   const Tensor noise = io::Hdf5Reader::open(item.init_noise).read_f32("noise", 4);
   WB_CHECK(noise.shape() == shape, item.init_noise, ": noise ", core::shape_str(noise.shape()),
-           " does not fit ", item.width, "x", item.height, ", ", item.frames,
+           " does not fit ", size.width, "x", size.height, ", ", item.frames,
            " frames, which need ", core::shape_str(shape));
   return noise;
 }
 
 }  // namespace
 
+model::wan::PixelSize item_size(const ManifestItem& item, int64_t in_dim,
+                                const io::Rgb8Image* image) {
+  if (item.image.empty() || !image) return {item.width, item.height};
+  const int64_t budget = item.width * item.height;
+  try {
+    if (in_dim == 36) return model::wan::i2v_size(image->width, image->height, budget);
+    if (in_dim == 48) return model::wan::ti2v_size(image->width, image->height, budget);
+  } catch (const std::exception& e) {
+    throw make_error(item.image, " (", image->width, "x", image->height, ") within ", item.width,
+                     "x", item.height, " pixels: ", e.what());
+  }
+  throw make_error("an item with an image needs an image-to-video model; this DiT has ", in_dim,
+                   " input channels");
+}
+
 struct ItemPipeline::Models {
   std::optional<model::wan::WanDit> low, high;
   std::optional<model::wan::WanVae> vae;
+  std::optional<model::wan::ClipVision> clip;
   std::optional<io::T5Tokenizer> tokenizer;
   std::optional<model::wan::T5Encoder> encoder;
   std::optional<model::wan::TextEmbeddingCache> cache;
@@ -70,6 +89,9 @@ void ItemPipeline::load() {
   m->low.emplace(model::wan::load_dit(o.dit, ctx_, o.low_load));
   m->low->set_sequence_parallel(groups_.sp.get());
   m->low_fingerprint = io::Checkpoint::open(o.dit).fingerprint();
+  // --offload model: the low-noise expert waits in host memory while the high-noise one loads
+  // and runs first.
+  if (o.offload_models && !o.dit_high.empty()) m->low->set_resident(false);
   if (!o.dit_high.empty()) {
     m->high.emplace(model::wan::load_dit(o.dit_high, ctx_, o.high_load));
     m->high->set_sequence_parallel(groups_.sp.get());
@@ -87,6 +109,18 @@ void ItemPipeline::load() {
     if (o.vae_tiling) {
       if (const auto tiling = o.vae_tiling(*m->vae)) m->vae->set_tiling(tiling);
     }
+  }
+  const model::wan::DitConfig& config = m->low->config();
+  WB_CHECK(config.image_branch == !o.clip.empty(), o.dit,
+           config.image_branch ? " has the CLIP image branch: it needs the CLIP vision weights"
+                               : " has no CLIP image branch: CLIP weights were given");
+  if (!o.clip.empty()) {
+    // On a GPU in fp16, as the official runs CLIP; on the CPU in fp32, the reference.
+    m->clip.emplace(model::wan::load_clip_vision(
+        o.clip, ctx_, ctx_.device().is_cuda() ? core::DType::F16 : core::DType::F32));
+    WB_CHECK(m->clip->config().dim == config.image_dim && m->clip->config().tokens() == 257, o.clip,
+             ": CLIP features of ", m->clip->config().tokens(), " tokens × ", m->clip->config().dim,
+             "; ", o.dit, " takes 257 × ", config.image_dim);
   }
   m->load_seconds = seconds_since(start);
   m->weight_bytes =
@@ -136,6 +170,7 @@ ItemResult ItemPipeline::run(const ManifestItem& item, size_t index, const fs::p
   // Inputs, on every rank of the group alike; the group agrees whether they could be made.
   sampling::SamplerOptions options;
   sampling::SampleConditions conditions;
+  model::wan::PixelSize size{item.width, item.height};
   Tensor noise;
   std::string input_error;
   try {
@@ -148,12 +183,19 @@ ItemResult ItemPipeline::run(const ManifestItem& item, size_t index, const fs::p
     options.boundary = options_.boundary;
     options.item = item.id;
     options.cfg = groups_.cfg.get();
+    options.offload_models = options_.offload_models;
     const bool guided = options.guide_scale != 1.0 ||
                         (m.high && options.guide_scale_high.value_or(options.guide_scale) != 1.0);
     auto encode = [&](const std::string& text) {
       return m.cache->get(text, [&] {
         if (!m.encoder) {
-          m.encoder.emplace(model::wan::load_t5_encoder(options_.t5, ctx_));
+          // Sharded, the encoder runs collectively over the DiT's shard group, whose ranks must
+          // then miss the cache together: so they do with the in-memory cache (each sees the same
+          // texts in the same order), not with a disk cache (another group may write a file
+          // between two ranks' looks), so with --embedding-cache every rank holds it whole.
+          m.encoder.emplace(model::wan::load_t5_encoder(
+              options_.t5, ctx_,
+              options_.embedding_cache.empty() ? options_.low_load.shard_comm : nullptr));
           WB_CHECK(m.tokenizer->vocab_size() <= m.encoder->config().vocab, options_.tokenizer, ": ",
                    m.tokenizer->vocab_size(), " pieces, more than the ", m.encoder->config().vocab,
                    " embeddings of ", options_.t5);
@@ -162,15 +204,34 @@ ItemResult ItemPipeline::run(const ManifestItem& item, size_t index, const fs::p
         const std::vector<int64_t> ids(tokens.ids.begin(), tokens.ids.begin() + tokens.length);
         model::wan::TextEmbedding e;
         e.ids = Tensor::from_vector(ids, {tokens.length});
+        m.encoder->set_resident(true);
         e.context = m.encoder->encode(ctx_, e.ids, tokens.length).to(core::Device::cpu());
         return e;
       });
     };
     conditions.context = encode(item.prompt).context;
     if (guided) conditions.context_null = encode(item.negative_prompt).context;
+    if (options_.offload_models && m.encoder) m.encoder->set_resident(false);
+    if (!item.image.empty()) {
+      // The image's conditions at the size it gives (image2video.py, textimage2video.py).
+      const io::Rgb8Image image = io::read_image_rgb8(item.image);
+      const model::wan::DitConfig& config = m.low->config();
+      size = item_size(item, config.in_dim, &image);
+      WB_CHECK(m.vae, item.id, ": an image item needs the VAE, which was not given");
+      if (config.in_dim == 36) {
+        conditions.y = model::wan::i2v_condition(ctx_, *m.vae, model::wan::i2v_image(image, size),
+                                                 item.frames);
+        // CLIP sees the whole image as read, not the resized one.
+        if (m.clip) conditions.clip = m.clip->encode(ctx_, io::rgb8_to_tensor(image));
+      } else {
+        conditions.first_frame =
+            model::wan::ti2v_first_frame(ctx_, *m.vae, model::wan::ti2v_image(image, size));
+      }
+    }
     r.encode_seconds = seconds_since(t);
-    noise = item_noise(item, sampling::latent_shape(m.low->config().out_dim, item.width,
-                                                    item.height, item.frames));
+    noise = item_noise(
+        item, size,
+        sampling::latent_shape(m.low->config().out_dim, size.width, size.height, item.frames));
   } catch (const std::exception& e) {
     input_error = e.what();
   }
@@ -182,6 +243,8 @@ ItemResult ItemPipeline::run(const ManifestItem& item, size_t index, const fs::p
     }
   }
   if (!input_error.empty()) return finish("failed", input_error);
+  r.width = size.width;
+  r.height = size.height;
 
   // Sampling: collective over the group.
   sampling::SampleResult result;
@@ -209,8 +272,12 @@ ItemResult ItemPipeline::run(const ManifestItem& item, size_t index, const fs::p
     record.negative_prompt = item.negative_prompt;
     record.seed = item.seed;
     record.noise = noise_source(item);
-    record.width = item.width;
-    record.height = item.height;
+    record.width = size.width;
+    record.height = size.height;
+    if (!item.image.empty()) {
+      record.image = item.image;
+      record.max_area = item.width * item.height;
+    }
     record.frames = item.frames;
     record.fps = item.fps;
     record.solver = item.solver;
@@ -235,7 +302,11 @@ ItemResult ItemPipeline::run(const ManifestItem& item, size_t index, const fs::p
     record.sample_seconds = r.sample_seconds;
     record.wanbatch_version = options_.version;
     const std::string h5 = latents_path(out_dir, item);
-    if (m.vae) {
+    if (options_.offload_models) {  // the decoder gets the device to itself
+      m.low->set_resident(false);
+      if (m.high) m.high->set_resident(false);
+    }
+    if (m.vae && options_.write_video) {
       t = Clock::now();
       Tensor frames =
           Tensor::empty(m.vae->decoded_shape(latents.shape()), core::DType::F32, ctx_.device());

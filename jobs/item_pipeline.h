@@ -4,6 +4,14 @@
 // first: the .h5 marks the item done). The models load on the first item, so a rank whose group
 // gets no item loads nothing.
 //
+// An item with an image (issue 11) gets its size from the image (item_size below) and its image
+// conditions from the VAE (and CLIP): I2V models (36 input channels) the condition channels y and,
+// with the image branch, the CLIP features; TI2V-5B the image latent as latent frame 0. Every rank
+// of the group computes them itself rather than the leader broadcasting them: every rank holds the
+// VAE anyway, the others would only wait idle while the leader encoded (so no time is saved), the
+// same inputs through the same code give the same bits, and an unreadable image fails on every
+// rank alike through the agreement below, with no extra collective to keep in step.
+//
 // Failures: an item whose inputs cannot be made (bad noise file, ...) fails on every rank of the
 // group alike; one whose latents hold NaN, or whose outputs cannot be written, fails on the
 // leader; the batch goes on either way. A failure inside sampling with more than one rank in the
@@ -17,10 +25,12 @@
 #include <string>
 
 #include "core/context.h"
+#include "io/image_reader.h"
 #include "io/video_writer.h"
 #include "jobs/manifest.h"
 #include "jobs/run_report.h"
 #include "model/wan/dit_loader.h"
+#include "model/wan/image_sizes.h"
 #include "model/wan/vae.h"
 #include "parallel/comm.h"
 #include "parallel/groups.h"
@@ -34,13 +44,24 @@ struct PipelineOptions {
   double boundary = 0.875;  // used with two experts
   std::string t5, tokenizer, embedding_cache;
   int64_t text_len = 512;
-  std::string vae;  // empty: latents only (--no-video)
+  std::string vae;          // empty: none (--no-video with text-to-video)
+  bool write_video = true;  // false: latents only (--no-video), the VAE only encodes images
+  std::string clip;         // Wan2.1 I2V's CLIP vision weights, or empty
+  // --offload model: a model waits in pinned host memory while another runs: the text encoder
+  // after encoding, the expert not in use, the DiTs while the leader decodes.
+  bool offload_models = false;
   // The decode tiling for the loaded VAE (none: whole frames).
   std::function<std::optional<model::wan::VaeTiling>(const model::wan::WanVae&)> vae_tiling;
   io::VideoOptions video;
   std::string loras, high_loras;  // as the latents record describes them
   std::string version;            // wanbatch's, for the record
 };
+
+// The video size of an item for a DiT of `in_dim` input channels: its width × height, or for an
+// image item the size the official pipeline derives from the image within that pixel budget
+// (36: image2video.py's, 48: textimage2video.py's). Throws when the budget is too small.
+model::wan::PixelSize item_size(const ManifestItem& item, int64_t in_dim,
+                                const io::Rgb8Image* image);
 
 class ItemPipeline {
  public:

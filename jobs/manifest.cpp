@@ -273,13 +273,16 @@ std::optional<ManifestItem> parse_item(const json& object, const fs::path& base_
       {"steps", kMaxSteps, defaults.steps, &item.steps, false},
       {"fps", kMaxFps, defaults.fps, &item.fps, false},
   };
+  // An image item's width and height are only the pixel budget of the size its image gives.
+  const bool image_sized = has("image") && defaults.image != JobDefaults::ImageInput::None;
   for (const IntField& field : int_fields) {
     const bool given = has(field.name);
     std::optional<int64_t> value = field.fallback;
     if (given) value = get_positive_int(object, field.name, field.max, errors);
     if (!value) continue;
     *field.target = *value;
-    if (field.is_size) check_size(field.name, *value, !given, defaults, errors);
+    const bool budget = image_sized && std::strcmp(field.name, "frames") != 0;
+    if (field.is_size && !budget) check_size(field.name, *value, !given, defaults, errors);
   }
 
   std::string solver = defaults.solver;
@@ -298,6 +301,9 @@ std::optional<ManifestItem> parse_item(const json& object, const fs::path& base_
   }
 
   item.shift = defaults.shift;
+  const bool at_480p =
+      (item.width == 832 && item.height == 480) || (item.width == 480 && item.height == 832);
+  if (defaults.shift_480p && at_480p) item.shift = *defaults.shift_480p;
   if (has("shift")) {
     if (auto shift = get_number(object.at("shift"), "shift", 0.0, false, errors))
       item.shift = *shift;
@@ -334,7 +340,16 @@ std::optional<ManifestItem> parse_item(const json& object, const fs::path& base_
   }
 
   if (has("image")) {
-    if (auto path = get_existing_file(object, "image", base_dir, errors)) item.image = *path;
+    if (defaults.image == JobDefaults::ImageInput::None) {
+      errors.add("image", defaults.model_name +
+                              " is a text-to-video model (16 input channels): it takes no image");
+    } else if (auto path = get_existing_file(object, "image", base_dir, errors)) {
+      item.image = *path;
+    }
+  } else if (defaults.image == JobDefaults::ImageInput::Required) {
+    errors.add("image", "missing; " + defaults.model_name +
+                            " is an image-to-video model (36 input channels): every item needs an "
+                            "image to start from");
   }
   if (has("init_noise")) {
     if (auto path = get_existing_file(object, "init_noise", base_dir, errors))
@@ -358,6 +373,22 @@ JobDefaults job_defaults(const model::wan::GenerationDefaults& generation, int64
   defaults.fps = generation.fps;
   defaults.latent_channels = latent_channels;
   defaults.two_experts = two_experts;
+  return defaults;
+}
+
+JobDefaults job_defaults(const model::wan::GenerationDefaults& generation,
+                         const model::wan::DitConfig& config, bool two_experts, bool lightning) {
+  JobDefaults defaults = job_defaults(generation, config.out_dim, two_experts);
+  if (!config.variant.empty()) defaults.model_name = config.variant;
+  if (config.in_dim == 36) {
+    defaults.image = JobDefaults::ImageInput::Required;
+    // Wan2.1's I2V (one model); Wan2.2's A14B keeps its shift at every size.
+    if (!two_experts && !lightning) defaults.shift_480p = 3.0;
+  } else if (config.in_dim == 48) {
+    defaults.image = JobDefaults::ImageInput::Optional;
+    defaults.width = 1280;  // TI2V-5B's one size (generate.py: 1280*704 or 704*1280)
+    defaults.height = 704;
+  }
   return defaults;
 }
 

@@ -31,11 +31,24 @@ struct JobDefaults {
   // only a two-expert (A14B) model takes a `[low, high]` guide_scale.
   int64_t latent_channels = 16;
   bool two_experts = false;
+  // What the model does with an item's `image`, by its DiT's input channels: text-to-video models
+  // (16) take none, image-to-video ones (36) need one, TI2V-5B (48) runs as text-to-video without.
+  // An image item's width × height is not its size but the pixel budget its size (the image's
+  // aspect ratio) is fitted into, as the official scripts' --size is for image-to-video.
+  enum class ImageInput { None, Required, Optional };
+  ImageInput image = ImageInput::None;
+  std::string model_name = "the model";  // names the model in those errors
+  // Wan2.1 I2V (generate.py): the shift of items that give none at 832×480 or 480×832.
+  std::optional<double> shift_480p;
 };
 
 // The model's official defaults (model::wan::generation_defaults); width and height stay 832×480.
 JobDefaults job_defaults(const model::wan::GenerationDefaults& generation, int64_t latent_channels,
                          bool two_experts);
+// The same for this DiT, with what it does with images (ImageInput by config.in_dim; Wan2.1 I2V's
+// 480p shift unless `lightning`) and TI2V-5B's size, 1280×704.
+JobDefaults job_defaults(const model::wan::GenerationDefaults& generation,
+                         const model::wan::DitConfig& config, bool two_experts, bool lightning);
 
 // One manifest item with every field resolved (the item's own value, else the default).
 struct ManifestItem {
@@ -74,8 +87,9 @@ class ManifestError : public Error {
 // empty or only whitespace are skipped; nothing else, not even `#` comments). Checks: valid JSON
 // object per line; no unknown or repeated keys; `id` and `prompt` present; every value's type and
 // range; unique ids; width, height and frames the model can take (model::sampling::latent_shape
-// with defaults.latent_channels); `image` and `init_noise` existing files. Throws ManifestError
-// listing every problem, or Error when the file cannot be read.
+// with defaults.latent_channels; an image item's width and height are a budget, any size);
+// `image` and `init_noise` existing files; `image` given as the model needs (defaults.image).
+// Throws ManifestError listing every problem, or Error when the file cannot be read.
 std::vector<ManifestItem> read_manifest(const std::string& path, const JobDefaults& defaults);
 
 // The same on text already in memory: `name` is used in messages, relative paths are resolved

@@ -35,6 +35,7 @@ json to_json(const ItemResult& r, int64_t line) {
         {"of", r.memory_of}, {"dit_weights_gib", r.weights_gib}, {"peak_gib", r.peak_gib}};
   }
   if (!r.reason.empty()) j["reason"] = r.reason;
+  if (r.width > 0) j["size"] = {{"width", r.width}, {"height", r.height}};
   if (!r.latents.empty()) j["latents"] = r.latents;
   if (!r.video.empty()) j["video"] = r.video;
   return j;

@@ -32,6 +32,8 @@ struct ItemResult {
   // (the GPU's tensors, or the host's resident set on the CPU backend).
   double weights_gib = 0, peak_gib = 0;
   std::string memory_of;  // "cuda:0", "host"
+  // The video's size as made (an image item's follows its image); 0 until the item has run.
+  int64_t width = 0, height = 0;
 };
 
 // What the report says of the run as a whole.

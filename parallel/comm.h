@@ -33,6 +33,16 @@ class Comm {
   // out = the ranks' `in` concatenated along dim 0 in rank order: [size·n, ...]. Every rank passes
   // the same shape. `out` is allocated when undefined, else must have exactly that shape and dtype.
   virtual void all_gather(const core::Tensor& in, core::Tensor& out) = 0;
+  // all_gather in two halves, so that the transfer overlaps the ops queued between them (the
+  // weight prefetch of sharded models): start queues it after the ops queued so far and returns;
+  // join makes the ops queued after it wait for the result. `slot` (0 or 1) names one of two
+  // gathers that may be in flight at once; the tensors must live until joined. Backends that
+  // cannot overlap (MPI, on host tensors) gather in start.
+  virtual void all_gather_start(const core::Tensor& in, core::Tensor& out, int slot) {
+    (void)slot;
+    all_gather(in, out);
+  }
+  virtual void all_gather_join(int slot) { (void)slot; }
   // Equal splits along dim 0: rank r sends rows [j·n/size, (j+1)·n/size) of `in` to rank j and
   // receives rank j's block r into the same place of `out` (same shape as `in`).
   virtual void all_to_all(const core::Tensor& in, core::Tensor& out) = 0;

@@ -158,6 +158,8 @@ class NcclComm final : public Comm {
       CUDA_CHECK(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, greatest));
       CUDA_CHECK(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
       CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
+      for (cudaEvent_t& e : gathered_)
+        CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
       barrier_word_ = Tensor::zeros({1}, DType::I32, ctx_.device());
     } catch (...) {
       release_cuda();
@@ -249,6 +251,26 @@ class NcclComm final : public Comm {
     run("all_gather", [&] {
       NCCL_CHECK(ncclAllGather(in.raw(), out.raw(), in.nbytes(), ncclUint8, comm_, stream_));
     });
+  }
+
+  void all_gather_start(const Tensor& in, Tensor& out, int slot) override {
+    WB_CHECK(slot == 0 || slot == 1, "all_gather_start: slot ", slot, " (0 or 1)");
+    const auto all = exchange(detail::describe_in_out(in, out), {&in, &out});
+    const Meta want = detail::check_all_gather(all, size_, Memory::Device);
+    check_devices("all_gather", all);
+    if (!out.defined()) out = Tensor::empty(want.shape, want.dtype, ctx_.device());
+    if (in.nbytes() == 0) return;
+    queue(
+        "all_gather",
+        [&] {
+          NCCL_CHECK(ncclAllGather(in.raw(), out.raw(), in.nbytes(), ncclUint8, comm_, stream_));
+        },
+        gathered_[slot]);
+  }
+
+  void all_gather_join(int slot) override {
+    WB_CHECK(slot == 0 || slot == 1, "all_gather_join: slot ", slot, " (0 or 1)");
+    join("all_gather", gathered_[slot]);
   }
 
   void all_to_all(const Tensor& in, Tensor& out) override {
@@ -384,6 +406,14 @@ class NcclComm final : public Comm {
   // would leave the other ranks waiting inside the collective, so it ends the job.
   template <typename F>
   void run(const char* op, F&& queue_ops) {
+    queue(op, queue_ops, done_);
+    join(op, done_);
+  }
+
+  // The first half of run(): the communication stream waits for the compute stream's work so
+  // far, then the operations are queued and their completion recorded in `finished`.
+  template <typename F>
+  void queue(const char* op, F&& queue_ops, cudaEvent_t finished) {
     DeviceGuard guard(device_);
     const cudaStream_t compute = ctx_.cuda_resources()->stream();
     try {
@@ -395,8 +425,17 @@ class NcclComm final : public Comm {
     }
     wait_ready(comm_, op, bootstrap_, timeout_, device_);
     try {
-      CUDA_CHECK(cudaEventRecord(done_, stream_));
-      CUDA_CHECK(cudaStreamWaitEvent(compute, done_, 0));
+      CUDA_CHECK(cudaEventRecord(finished, stream_));
+    } catch (const Error& e) {
+      fail_job(comm_, bootstrap_, text(op, " on rank ", rank_, ": ", e.what()));
+    }
+  }
+
+  // The second half: the compute stream waits for `finished`.
+  void join(const char* op, cudaEvent_t finished) {
+    DeviceGuard guard(device_);
+    try {
+      CUDA_CHECK(cudaStreamWaitEvent(ctx_.cuda_resources()->stream(), finished, 0));
     } catch (const Error& e) {
       fail_job(comm_, bootstrap_, text(op, " on rank ", rank_, ": ", e.what()));
     }
@@ -432,6 +471,10 @@ class NcclComm final : public Comm {
   void release_cuda() noexcept {
     core::cuda::with_device_noexcept(device_, [&] {
       if (done_ != nullptr) cudaEventDestroy(done_);
+      for (cudaEvent_t& e : gathered_) {
+        if (e != nullptr) cudaEventDestroy(e);
+        e = nullptr;
+      }
       if (ready_ != nullptr) cudaEventDestroy(ready_);
       if (stream_ != nullptr) cudaStreamDestroy(stream_);
     });
@@ -450,7 +493,8 @@ class NcclComm final : public Comm {
   cudaStream_t stream_ = nullptr;
   cudaEvent_t ready_ = nullptr;  // on the compute stream: inputs ready
   cudaEvent_t done_ = nullptr;   // on the communication stream: collective finished
-  Tensor barrier_word_;          // after ctx_: released while the stream still exists
+  cudaEvent_t gathered_[2] = {nullptr, nullptr};  // all_gather_start's, per slot
+  Tensor barrier_word_;  // after ctx_: released while the stream still exists
 };
 
 }  // namespace

@@ -12,8 +12,8 @@
 // The calls return once the work is queued; nothing waits on the host except barrier() (and the
 // argument check, an MPI exchange of a few bytes). On the compute stream alone a collective thus
 // runs between the ops queued before and after it; it overlaps work on other streams (a weight
-// prefetch, a second compute stream), and a later variant that joins on demand instead of at
-// once can overlap the compute stream too without changing this ordering.
+// copy, a second compute stream). all_gather_start / all_gather_join split step 3 off: the
+// compute stream joins only when asked, so a weight prefetch overlaps the compute stream too.
 // Because the compute stream always joins the collective, its tensors may be released right
 // after the call (device memory is stream-ordered on the compute stream, core/cuda/runtime.cu).
 //

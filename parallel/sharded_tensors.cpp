@@ -7,7 +7,8 @@
 namespace wanbatch::parallel {
 
 ShardedTensors::ShardedTensors(const std::vector<std::pair<std::string, core::Tensor>>& tensors,
-                               core::DType dtype, int rank, int ranks, core::Device device)
+                               core::DType dtype, int rank, int ranks, core::Device device,
+                               bool on_host)
     : dtype_(dtype), device_(device) {
   WB_CHECK(ranks >= 1 && rank >= 0 && rank < ranks, "sharded weights: rank ", rank, " of ", ranks);
   int64_t total = 0;
@@ -29,7 +30,16 @@ ShardedTensors::ShardedTensors(const std::vector<std::pair<std::string, core::Te
     shard.slice(a - begin, b - begin)
         .copy_from(flat.slice(a - entries_[i].offset, b - entries_[i].offset));
   }
-  shard_ = shard.to(device);
+  shard_ = shard;
+  place_on_host(on_host);
+}
+
+void ShardedTensors::place_on_host(bool on_host) {
+  if (on_host) {
+    shard_ = shard_.to_pinned();
+  } else if (shard_.device() != device_) {
+    shard_ = shard_.to(device_);
+  }
 }
 
 core::Tensor ShardedTensors::make_buffer() const {

@@ -18,13 +18,18 @@ namespace wanbatch::parallel {
 class ShardedTensors {
  public:
   ShardedTensors() = default;
-  // Keeps this rank's slice of `tensors` (in this order) converted to `dtype` on `device`. No
+  // Keeps this rank's slice of `tensors` (in this order) converted to `dtype` on `device`, or in
+  // pinned host memory with `on_host` (--offload blocks; buffers are still made on `device`). No
   // communication: every rank computes the same layout.
   ShardedTensors(const std::vector<std::pair<std::string, core::Tensor>>& tensors,
-                 core::DType dtype, int rank, int ranks, core::Device device);
+                 core::DType dtype, int rank, int ranks, core::Device device, bool on_host = false);
 
   // The flat buffer gather() fills: [padded] elements of the dtype.
   core::Tensor make_buffer() const;
+  // This rank's slice: [padded / ranks] elements, on the device or in pinned host memory.
+  const core::Tensor& shard() const { return shard_; }
+  // Moves the slice to pinned host memory (true) or to the device (false).
+  void place_on_host(bool on_host);
   // Collective over `comm` (the ranks the slices were made for, in the same order).
   void gather(Comm& comm, core::Tensor& buffer) const;
   // Tensor `index` (the constructor's order) as a view into a gathered buffer.

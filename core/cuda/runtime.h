@@ -10,6 +10,10 @@
 
 struct CUstream_st;  // cudaStream_t is CUstream_st*; plain C++ callers need not see CUDA headers
 
+namespace wanbatch::core {
+class Context;
+}  // namespace wanbatch::core
+
 namespace wanbatch::core::cuda {
 
 int device_count();  // 0 when the driver reports no device (never throws)
@@ -40,5 +44,20 @@ void unregister_stream(int device, CUstream_st* stream) noexcept;
 void copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 // Element conversion between dtypes on one device (same rules as core::convert_elements).
 void convert(const void* src, DType from, void* dst, DType to, size_t count, int device);
+
+// Page-locked host memory (cudaHostAlloc, portable to every device): what asynchronous
+// host-to-device copies need to run beside the ops at full bus speed. 64-byte aligned.
+void* allocate_pinned(size_t bytes);
+void release_pinned(void* pointer) noexcept;
+
+// The stream and events behind core::CopyStream (core/copy_stream.h), in core/cuda/copy_stream.cpp.
+struct CopyQueue;
+CopyQueue* create_copy_queue(const Context& ctx, int slots);
+void destroy_copy_queue(CopyQueue* queue) noexcept;
+// dst (device) ← src (pinned host) on the queue's stream, after the work queued on the context's
+// stream so far; the copy's completion is recorded in `slot`.
+void copy_after_compute(CopyQueue* queue, void* dst, const void* src, size_t bytes, int slot);
+// The context's stream waits for the copy recorded in `slot`.
+void join_copy(CopyQueue* queue, int slot);
 
 }  // namespace wanbatch::core::cuda

@@ -1,5 +1,6 @@
 #include "model/sampling/sampler.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -18,6 +19,47 @@ std::string seconds_text(double seconds) {
   char text[32];
   std::snprintf(text, sizeof text, "%.1fs", seconds);
   return text;
+}
+
+// TI2V's fixed first latent frame and the per-token timesteps that go with it.
+struct FirstFrame {
+  Tensor latent;       // [C, 1, H, W] on the sampling device, or undefined (plain T2V)
+  int64_t tokens = 1;  // timesteps per step: 1, or one per DiT token
+  int64_t frame0 = 0;  // tokens of latent frame 0 (the first in the DiT's (f, h, w) order)
+
+  // x's frame 0 ← the image latent.
+  void apply(const core::Context& ctx, Tensor& x) const {
+    core::ops::copy_slice(ctx, latent, 1, 0, x, 0, 1);
+  }
+  // textimage2video.py's temp_ts: mask·t over the tokens (0 on frame 0's, t elsewhere).
+  void write_timesteps(float t, Tensor& host) const {
+    float* values = host.data<float>();
+    std::fill(values, values + frame0, 0.0f);
+    std::fill(values + frame0, values + tokens, t);
+  }
+};
+
+FirstFrame first_frame(const core::Context& ctx, const wan::WanDit& model, const Tensor& latent,
+                       const Tensor& x) {
+  FirstFrame first;
+  if (!latent.defined()) return first;
+  WB_CHECK(x.ndim() == 4, "sampling: latent ", x.describe(), " must be [C, F, H, W]");
+  WB_CHECK(latent.ndim() == 4 && latent.dim(0) == x.dim(0) && latent.dim(1) == 1 &&
+               latent.dim(2) == x.dim(2) && latent.dim(3) == x.dim(3) &&
+               latent.dtype() == core::DType::F32,
+           "sampling: the first-frame latent ", latent.describe(), " does not fit the latent ",
+           x.describe(), " (expected [", x.dim(0), ", 1, ", x.dim(2), ", ", x.dim(3), "] f32)");
+  const auto& p = model.config().patch_size;
+  // Officially the mask is subsampled by the 1×2×2 patch (mask[:, ::2, ::2]): one latent frame
+  // per token frame.
+  WB_CHECK(p[0] == 1, "sampling: a first-frame latent needs a temporal patch size of 1, not ",
+           p[0]);
+  WB_CHECK(x.dim(2) % p[1] == 0 && x.dim(3) % p[2] == 0, "sampling: latent ", x.describe(),
+           " is not a multiple of the patch size");
+  first.latent = latent.device() == ctx.device() ? latent : latent.to(ctx.device());
+  first.frame0 = (x.dim(2) / p[1]) * (x.dim(3) / p[2]);
+  first.tokens = x.dim(1) * first.frame0;
+  return first;
 }
 
 }  // namespace
@@ -50,9 +92,14 @@ SampleResult sample(const core::Context& ctx, const Experts& experts, const Samp
     shape[0] *= 2;
     pair = Tensor::empty(shape, core::DType::F32, ctx.device());
   }
-  // The step's timestep: written on the host, copied into a buffer on the model's device.
-  Tensor timestep_host = Tensor::empty({1}, core::DType::F32);
-  Tensor timestep = Tensor::empty({1}, core::DType::F32, ctx.device());
+  // TI2V (textimage2video.py): latent frame 0 is the image's latent before the loop and after
+  // every step, and the DiT sees timestep 0 on its tokens (t on the others).
+  const FirstFrame first = first_frame(ctx, *experts.low, conditions.first_frame, x);
+  if (first.latent.defined()) first.apply(ctx, x);
+  // The step's timesteps (one, or one per token): written on the host, copied into a buffer on
+  // the model's device.
+  Tensor timestep_host = Tensor::empty({first.tokens}, core::DType::F32);
+  Tensor timestep = Tensor::empty({first.tokens}, core::DType::F32, ctx.device());
   // text2video.py compares t with boundary · num_train_timesteps.
   const double boundary = options.boundary * 1000;
 
@@ -61,8 +108,12 @@ SampleResult sample(const core::Context& ctx, const Experts& experts, const Samp
     const double t = solver->timestep();
     const bool high = experts.high != nullptr && t >= boundary;
     wan::WanDit& model = high ? *experts.high : *experts.low;
+    if (options.offload_models) {
+      if (experts.high) (high ? *experts.low : *experts.high).set_resident(false);  // first: the
+      model.set_resident(true);  // two experts are never on the device together
+    }
     const double guide = high ? guide_high : options.guide_scale;
-    timestep_host.data<float>()[0] = static_cast<float>(t);
+    first.write_timesteps(static_cast<float>(t), timestep_host);
     timestep.copy_from(timestep_host);
     wan::DitInput input;
     input.latent = x;
@@ -87,6 +138,7 @@ SampleResult sample(const core::Context& ctx, const Experts& experts, const Samp
       core::ops::linear_combination(ctx, {guide, 1.0 - guide}, {&cond, &uncond}, cond);
     }
     solver->step(ctx, cond, x);
+    if (first.latent.defined()) first.apply(ctx, x);
     result.timesteps.push_back(t);
     result.high_noise_steps.push_back(high ? 1 : 0);
 

@@ -2,7 +2,8 @@
 // pick the expert (Wan2.2's high-noise one while t ≥ boundary·1000), predict the velocity with
 // classifier-free guidance, and let the solver step. Guidance runs the prompt and the negative
 // prompt through the DiT as one batch of two (or on two ranks with CFG-parallel); a guide scale of
-// 1 skips the negative prompt.
+// 1 skips the negative prompt. The image-to-video loops are the same with conditions: I2V's y goes
+// to every DiT call (image2video.py); TI2V's first frame is held fixed (textimage2video.py).
 #pragma once
 
 #include <optional>
@@ -29,6 +30,9 @@ struct SamplerOptions {
   // the negative prompt, the two velocities exchanged by one all-gather per guided step; null: the
   // two passes run as one batch here.
   parallel::Comm* cfg = nullptr;
+  // --offload model: only the model a step runs stays on the device; the other expert waits in
+  // host memory (WanDit::set_resident), moved at the expert switch.
+  bool offload_models = false;
 };
 
 // The models of one run: `low` is the only model of a single-model variant; `high` (optional) is
@@ -44,6 +48,9 @@ struct SampleConditions {
   core::Tensor context_null;  // the negative prompt; needed when a guide scale is not 1
   core::Tensor y;             // I2V condition channels, or undefined
   core::Tensor clip;          // Wan2.1 I2V CLIP features, or undefined
+  // TI2V: the image latent [C, 1, h, w]; the loop keeps latent frame 0 equal to it, and the DiT
+  // sees timestep 0 on that frame's tokens (textimage2video.py). Undefined: plain text-to-video.
+  core::Tensor first_frame;
 };
 
 struct SampleResult {

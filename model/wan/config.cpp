@@ -48,6 +48,7 @@ const std::vector<Preset>& presets() {
       {"tiny-t2v", tiny("tiny T2V test model", 16, 16), false},
       {"tiny-t2v-a14b", tiny("tiny T2V test model", 16, 16), true},
       {"tiny-i2v", tiny("tiny I2V test model (Wan2.2 style)", 36, 16), false},
+      {"tiny-i2v-a14b", tiny("tiny I2V test model (Wan2.2 style)", 36, 16), true},
       {"tiny-i2v-clip", tiny("tiny I2V test model (Wan2.1 style, image branch)", 36, 16, true),
        false},
       {"tiny-ti2v", tiny("tiny TI2V test model", 48, 48), false},

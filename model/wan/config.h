@@ -32,13 +32,14 @@ struct DitConfig {
   int64_t head_dim() const { return num_heads ? dim / num_heads : 0; }
 };
 
-// Presets by name: tiny-t2v, tiny-t2v-a14b, tiny-i2v, tiny-i2v-clip, tiny-ti2v (test models) and
+// Presets by name: tiny-t2v, tiny-t2v-a14b, tiny-i2v, tiny-i2v-a14b, tiny-i2v-clip, tiny-ti2v
+// (test models) and
 // wan2.1-t2v-1.3b, wan2.1-t2v-14b, wan2.1-i2v-14b, wan2.2-t2v-a14b, wan2.2-i2v-a14b,
 // wan2.2-ti2v-5b (real sizes). Throws listing the names otherwise.
 DitConfig preset(const std::string& name);
 std::vector<std::string> preset_names();
-// Two-expert presets (wan2.2-t2v-a14b, wan2.2-i2v-a14b, tiny-t2v-a14b) are written as
-// high/low-noise folders.
+// Two-expert presets (wan2.2-t2v-a14b, wan2.2-i2v-a14b, tiny-t2v-a14b, tiny-i2v-a14b) are written
+// as high/low-noise folders.
 bool preset_has_two_experts(const std::string& name);
 
 // Detects the configuration from tensor names (official names, prefixes already stripped) and

@@ -26,8 +26,8 @@ constexpr int64_t kClipTokens = 257;
 }  // namespace
 
 WanDit::WanDit(const DitConfig& config, const Weights& weights, const core::Context& ctx,
-               DType gemm_dtype, parallel::Comm* shard_comm)
-    : config_(config), gemm_dtype_(gemm_dtype) {
+               DType gemm_dtype, parallel::Comm* shard_comm, bool offload_blocks)
+    : config_(config), gemm_dtype_(gemm_dtype), device_(ctx.device()) {
   WB_CHECK(gemm_dtype == DType::F32 || gemm_dtype == DType::BF16 || gemm_dtype == DType::F16,
            "DiT: GEMMs in ", core::dtype_name(gemm_dtype), " are not supported (f32, bf16, f16)");
   // Every tensor the configuration implies, with its shape, and converted for compute.
@@ -76,7 +76,8 @@ WanDit::WanDit(const DitConfig& config, const Weights& weights, const core::Cont
   for (const auto& [name, shape] : expected) {
     if (name.rfind("blocks.0.", 0) == 0) suffixes.push_back(name.substr(9));
   }
-  if (shard_comm == nullptr || shard_comm->size() == 1) {
+  const bool sharded = shard_comm != nullptr && shard_comm->size() > 1;
+  if (!sharded && !offload_blocks) {
     for (int64_t i = 0; i < config.num_layers; ++i) {
       const std::string p = "blocks." + std::to_string(i) + ".";
       blocks_.push_back(make_block(
@@ -84,16 +85,18 @@ WanDit::WanDit(const DitConfig& config, const Weights& weights, const core::Cont
     }
     return;
   }
-  shard_comm_ = shard_comm;
+  // Sharded or offloaded: each block's parameters as two flat groups (GEMM dtype, fp32), which
+  // the weight stream moves into device buffers block by block.
   for (const std::string& suffix : suffixes) {
     const int group = block_dtype(suffix) == DType::F32 ? 1 : 0;
     size_t index = 0;
     for (const auto& [other, slot] : slots_) index += slot.first == group;
     slots_[suffix] = {group, index};
   }
+  std::vector<std::vector<parallel::WeightStream::Group>> blocks;
   for (int64_t i = 0; i < config.num_layers; ++i) {
     const std::string p = "blocks." + std::to_string(i) + ".";
-    std::vector<std::pair<std::string, Tensor>> members[2];
+    auto& members = blocks.emplace_back(2);
     for (const auto& [suffix, slot] : slots_) members[slot.first].resize(slot.second + 1);
     for (const auto& [suffix, slot] : slots_) {
       auto it = weights.find(p + suffix);
@@ -103,16 +106,9 @@ WanDit::WanDit(const DitConfig& config, const Weights& weights, const core::Cont
                core::shape_str(expected.at(p + suffix)));
       members[slot.first][slot.second] = {suffix, it->second};
     }
-    ShardedBlock b;
-    for (int g = 0; g < 2; ++g) {
-      b.groups[g] = parallel::ShardedTensors(members[g], g == 0 ? gemm_dtype : DType::F32,
-                                             shard_comm->rank(), shard_comm->size(), ctx.device());
-    }
-    sharded_.push_back(std::move(b));
   }
-  for (auto& slot : gathered_) {
-    for (int g = 0; g < 2; ++g) slot[g] = sharded_.front().groups[g].make_buffer();
-  }
+  stream_.emplace(ctx, blocks, std::vector<DType>{gemm_dtype, DType::F32},
+                  parallel::WeightStream::Placement{shard_comm, offload_blocks});
 }
 
 WanDit::Block WanDit::make_block(const std::function<Tensor(const std::string&)>& get) const {
@@ -146,59 +142,73 @@ WanDit::Block WanDit::make_block(const std::function<Tensor(const std::string&)>
 }
 
 const WanDit::Block& WanDit::block(const core::Context& ctx, int64_t index) {
-  if (sharded_.empty()) return blocks_.at(static_cast<size_t>(index));
-  // Consecutive blocks alternate between the two buffers, so a gather for the next block may
-  // overlap the current one once the communicator runs asynchronously.
-  Tensor* buffers = gathered_[index % 2];
-  const ShardedBlock& b = sharded_.at(static_cast<size_t>(index));
+  if (!stream_) return blocks_.at(static_cast<size_t>(index));
+  const std::array<Tensor, 2>* buffers = nullptr;
   {
     const core::ProfileScope profile(ctx, "all_gather");
-    for (int g = 0; g < 2; ++g) b.groups[g].gather(*shard_comm_, buffers[g]);
+    buffers = &stream_->acquire(index);
   }
   gathered_block_ = make_block([&](const std::string& suffix) {
     const auto& [group, i] = slots_.at(suffix);
-    return b.groups[group].view(buffers[group], i);
+    return stream_->view((*buffers)[static_cast<size_t>(group)], static_cast<size_t>(group), i);
   });
   return gathered_block_;
 }
 
-size_t WanDit::resident_weight_bytes() const {
-  size_t bytes = resident_block_bytes();
-  for (const Tensor* t :
-       {&patch_weight_,    &patch_bias_,       &text_in_.weight,         &text_in_.bias,
-        &text_out_.weight, &text_out_.bias,    &time_in_.weight,         &time_in_.bias,
-        &time_out_.weight, &time_out_.bias,    &time_projection_.weight, &time_projection_.bias,
-        &head_.weight,     &head_.bias,        &head_modulation_,        &img_fc1_.weight,
-        &img_fc1_.bias,    &img_fc2_.weight,   &img_fc2_.bias,           &img_norm1_weight_,
-        &img_norm1_bias_,  &img_norm2_weight_, &img_norm2_bias_}) {
-    if (t->defined()) bytes += t->nbytes();
-  }
-  for (const auto& slot : gathered_) {
-    for (const Tensor& buffer : slot) {
-      if (buffer.defined()) bytes += buffer.nbytes();
-    }
-  }
-  return bytes;
-}
-
-size_t WanDit::resident_block_bytes() const {
-  size_t bytes = 0;
-  for (const Block& b : blocks_) {
-    for (const Tensor* t :
-         {&b.q.weight,       &b.q.bias,         &b.k.weight,       &b.k.bias,
+std::vector<Tensor*> WanDit::block_tensors(Block& b) {
+  return {&b.q.weight,       &b.q.bias,         &b.k.weight,       &b.k.bias,
           &b.v.weight,       &b.v.bias,         &b.o.weight,       &b.o.bias,
           &b.norm_q,         &b.norm_k,         &b.cross_q.weight, &b.cross_q.bias,
           &b.cross_k.weight, &b.cross_k.bias,   &b.cross_v.weight, &b.cross_v.bias,
           &b.cross_o.weight, &b.cross_o.bias,   &b.cross_norm_q,   &b.cross_norm_k,
           &b.k_img.weight,   &b.k_img.bias,     &b.v_img.weight,   &b.v_img.bias,
           &b.norm_k_img,     &b.norm3_weight,   &b.norm3_bias,     &b.ffn_in.weight,
-          &b.ffn_in.bias,    &b.ffn_out.weight, &b.ffn_out.bias,   &b.modulation}) {
+          &b.ffn_in.bias,    &b.ffn_out.weight, &b.ffn_out.bias,   &b.modulation};
+}
+
+std::vector<Tensor*> WanDit::outer_tensors() {
+  return {&patch_weight_,    &patch_bias_,       &text_in_.weight,         &text_in_.bias,
+          &text_out_.weight, &text_out_.bias,    &time_in_.weight,         &time_in_.bias,
+          &time_out_.weight, &time_out_.bias,    &time_projection_.weight, &time_projection_.bias,
+          &head_.weight,     &head_.bias,        &head_modulation_,        &img_fc1_.weight,
+          &img_fc1_.bias,    &img_fc2_.weight,   &img_fc2_.bias,           &img_norm1_weight_,
+          &img_norm1_bias_,  &img_norm2_weight_, &img_norm2_bias_};
+}
+
+size_t WanDit::resident_weight_bytes() const {
+  if (!resident_) return 0;
+  size_t bytes = resident_block_bytes() + (stream_ ? stream_->buffer_bytes() : 0);
+  for (const Tensor* t : const_cast<WanDit*>(this)->outer_tensors()) {
+    if (t->defined()) bytes += t->nbytes();
+  }
+  return bytes;
+}
+
+size_t WanDit::resident_block_bytes() const {
+  if (!resident_) return 0;
+  size_t bytes = 0;
+  for (const Block& b : blocks_) {
+    for (const Tensor* t : block_tensors(const_cast<Block&>(b))) {
       if (t->defined()) bytes += t->nbytes();
     }
   }
-  for (const ShardedBlock& b : sharded_)
-    bytes += b.groups[0].shard_bytes() + b.groups[1].shard_bytes();
+  if (stream_) bytes += stream_->device_shard_bytes();
   return bytes;
+}
+
+void WanDit::set_resident(bool resident) {
+  if (resident == resident_) return;
+  auto move = [&](Tensor& t) {
+    if (t.defined()) t = resident ? t.to(device_) : t.to_pinned();
+  };
+  for (Tensor* t : outer_tensors()) move(*t);
+  for (Block& b : blocks_) {
+    for (Tensor* t : block_tensors(b)) move(*t);
+  }
+  if (stream_) stream_->set_resident(resident);
+  gathered_block_ = Block{};
+  buffers_ = Buffers{};  // the activations too; planned again by the next forward
+  resident_ = resident;
 }
 
 void WanDit::linear(const core::Context& ctx, const Linear& layer, const Tensor& x,
@@ -424,6 +434,7 @@ void WanDit::forward(const core::Context& ctx, const DitInput& input,
                      const std::vector<Tensor*>& velocities) {
   const DitConfig& c = config_;
   const Tensor& latent = input.latent;
+  WB_CHECK(resident_, "DiT: forward while the model is offloaded (set_resident(true) first)");
   WB_CHECK(!contexts.empty() && contexts.size() == velocities.size(), "DiT: ", contexts.size(),
            " contexts for ", velocities.size(), " outputs");
   WB_CHECK(latent.ndim() == 4, "DiT input: latent must be [C, F, H, W], got ", latent.describe());

@@ -15,8 +15,8 @@
 #include "core/tensor.h"
 #include "model/wan/config.h"
 #include "parallel/comm.h"
-#include "parallel/sharded_tensors.h"
 #include "parallel/ulysses.h"
+#include "parallel/weight_stream.h"
 
 namespace wanbatch::model::wan {
 
@@ -46,16 +46,30 @@ class WanDit {
   // split evenly over its ranks: this rank keeps 1/N of them and gathers a block's whole set just
   // before running it (into one of two reusable buffers). Every rank of `shard_comm` builds the
   // model and runs each forward together; `shard_comm` must outlive the model.
+  //
+  // With `offload_blocks` (--offload blocks) the blocks' parameters (or this rank's shards) wait
+  // in pinned host memory and are copied to the device a block ahead of their use, on a copy
+  // stream (parallel/weight_stream.h).
   WanDit(const DitConfig& config, const Weights& weights, const core::Context& ctx,
-         core::DType gemm_dtype = core::DType::F32, parallel::Comm* shard_comm = nullptr);
+         core::DType gemm_dtype = core::DType::F32, parallel::Comm* shard_comm = nullptr,
+         bool offload_blocks = false);
 
   const DitConfig& config() const { return config_; }
   core::DType gemm_dtype() const { return gemm_dtype_; }
-  // Bytes of block parameters this rank holds (its shards when sharded).
+  // Device bytes of block parameters this rank holds: the blocks, or their shards (none when
+  // offloaded).
   size_t resident_block_bytes() const;
-  // Bytes of all the weights this rank holds: the blocks (or their shards and the two gather
-  // buffers) and the embeddings and head.
+  // Device bytes of all the weights this rank holds: the blocks' (above), the buffers blocks are
+  // gathered or copied into, the embeddings and the head.
   size_t resident_weight_bytes() const;
+  // Bytes of block parameters waiting in pinned host memory (--offload blocks).
+  size_t offloaded_block_bytes() const { return stream_ ? stream_->host_bytes() : 0; }
+
+  // --offload model: moves every weight of the model (and its activation buffers, which are
+  // planned again) to pinned host memory (false) or back to its device (true). A model that is
+  // not resident refuses forward. On a CPU model it only changes which host memory holds it.
+  void set_resident(bool resident);
+  bool resident() const { return resident_; }
 
   // Ulysses sequence parallelism over `sp` (DESIGN.md "Parallelism"); null or one rank: off. Every
   // rank of the group calls forward with the same inputs; each embeds and runs only its share of
@@ -125,25 +139,24 @@ class WanDit {
   void self_attention(const core::Context& ctx, const SequenceRange& range);
   void linear(const core::Context& ctx, const Linear& layer, const core::Tensor& x,
               core::Tensor& out) const;
+  static std::vector<core::Tensor*> block_tensors(Block& block);
+  std::vector<core::Tensor*> outer_tensors();  // the embeddings' and the head's
 
   DitConfig config_;
   core::DType gemm_dtype_ = core::DType::F32;
+  core::Device device_;
+  bool resident_ = true;
   core::Tensor patch_weight_, patch_bias_;  // patch embedding as a [dim, C·pt·ph·pw] linear
   Linear text_in_, text_out_, time_in_, time_out_, time_projection_, head_;
   core::Tensor head_modulation_;  // [2, dim]
   Linear img_fc1_, img_fc2_;
   core::Tensor img_norm1_weight_, img_norm1_bias_, img_norm2_weight_, img_norm2_bias_;
-  std::vector<Block> blocks_;  // resident blocks (unsharded)
-  // Sharded blocks: per block, the GEMM-dtype and the fp32 parameters' shards; every block has
-  // the same layout, `slots_` says where each of its tensors is (group, index).
-  struct ShardedBlock {
-    parallel::ShardedTensors groups[2];
-  };
-  std::vector<ShardedBlock> sharded_;
+  std::vector<Block> blocks_;  // resident blocks (neither sharded nor offloaded)
+  // Sharded or offloaded blocks: every block has the same layout of two flat groups (GEMM dtype,
+  // fp32); `slots_` says where each of its tensors is (group, index).
+  std::optional<parallel::WeightStream> stream_;
   std::map<std::string, std::pair<int, size_t>> slots_;
-  parallel::Comm* shard_comm_ = nullptr;
-  core::Tensor gathered_[2][2];  // [buffer][group], alternating between consecutive blocks
-  Block gathered_block_;
+  Block gathered_block_;  // views into the stream's buffers for the block being run
   Buffers buffers_;
   parallel::Comm* sp_ = nullptr;
 };

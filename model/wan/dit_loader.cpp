@@ -65,7 +65,7 @@ WanDit load_dit(const std::string& path, const core::Context& ctx, const DitLoad
   merge_loras(weights, options.loras, options.lora_lenient);
   const core::DType gemm_dtype =
       options.gemm_dtype.value_or(ctx.device().is_cuda() ? core::DType::BF16 : core::DType::F32);
-  return WanDit(config, weights, ctx, gemm_dtype, options.shard_comm);
+  return WanDit(config, weights, ctx, gemm_dtype, options.shard_comm, options.offload_blocks);
 }
 
 }  // namespace wanbatch::model::wan

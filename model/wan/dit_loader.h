@@ -21,6 +21,8 @@ struct DitLoadOptions {
   // Sharded weights (WanDit): every block's parameters split over these ranks (--shard-weights);
   // null: every rank holds the whole model.
   parallel::Comm* shard_comm = nullptr;
+  // --offload blocks (WanDit): the blocks' parameters wait in pinned host memory.
+  bool offload_blocks = false;
 
   static DitLoadOptions with_num_heads(int64_t heads) {
     DitLoadOptions options;

@@ -1,11 +1,14 @@
 #include "model/wan/t5_encoder.h"
 
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <regex>
 #include <set>
 
 #include "core/error.h"
 #include "core/ops.h"
+#include "model/wan/shape_check.h"
 
 namespace wanbatch::model::wan {
 namespace {
@@ -17,6 +20,11 @@ using core::Tensor;
 
 constexpr float kEps = 1e-6f;  // T5LayerNorm's eps
 
+// A layer's parameters on the compute device, in Block's order (also the sharded layout).
+constexpr const char* kLayerTensors[] = {"norm1.weight",      "attn.q.weight",  "attn.k.weight",
+                                         "attn.v.weight",     "attn.o.weight",  "norm2.weight",
+                                         "ffn.gate.0.weight", "ffn.fc1.weight", "ffn.fc2.weight"};
+
 std::string block_name(int64_t i, const std::string& rest) {
   return "blocks." + std::to_string(i) + "." + rest;
 }
@@ -24,32 +32,7 @@ std::string block_name(int64_t i, const std::string& rest) {
 // One Error listing every missing, unexpected and misshapen tensor.
 void check_shapes(const std::map<std::string, Shape>& expected,
                   const std::map<std::string, Shape>& shapes) {
-  std::vector<std::string> missing, unexpected, misshapen;
-  for (const auto& [name, shape] : expected) {
-    auto it = shapes.find(name);
-    if (it == shapes.end()) {
-      missing.push_back(name);
-    } else if (it->second != shape) {
-      misshapen.push_back(name + " " + core::shape_str(it->second) + " (expected " +
-                          core::shape_str(shape) + ")");
-    }
-  }
-  for (const auto& [name, shape] : shapes) {
-    if (!expected.count(name)) unexpected.push_back(name);
-  }
-  if (missing.empty() && unexpected.empty() && misshapen.empty()) return;
-  auto list = [](const char* what, const std::vector<std::string>& names) {
-    if (names.empty()) return std::string();
-    std::string s = std::string(what) + " (" + std::to_string(names.size()) + "): ";
-    for (size_t i = 0; i < names.size() && i < 12; ++i) s += (i ? ", " : "") + names[i];
-    if (names.size() > 12) s += ", ...";
-    return s + "; ";
-  };
-  std::string message =
-      "T5 encoder weights do not fit the umt5 encoder: " + list("missing", missing) +
-      list("unexpected", unexpected) + list("misshapen", misshapen);
-  message.resize(message.size() - 2);
-  throw Error(message);
+  check_tensor_shapes("T5 encoder weights do not fit the umt5 encoder", expected, shapes);
 }
 
 }  // namespace
@@ -133,8 +116,9 @@ T5Config detect_t5_config(const std::map<std::string, Shape>& shapes) {
   return c;
 }
 
-T5Encoder::T5Encoder(const T5Config& config, const Weights& weights, const core::Context& ctx)
-    : config_(config) {
+T5Encoder::T5Encoder(const T5Config& config, const Weights& weights, const core::Context& ctx,
+                     parallel::Comm* shard_comm)
+    : config_(config), device_(ctx.device()) {
   std::map<std::string, Shape> shapes;
   for (const auto& [name, tensor] : weights) shapes[name] = tensor.shape();
   check_shapes(t5_weight_shapes(config), shapes);
@@ -146,21 +130,65 @@ T5Encoder::T5Encoder(const T5Config& config, const Weights& weights, const core:
            token_embedding_.describe());
   final_norm_ = get("norm.weight");
   for (int64_t i = 0; i < config.num_layers; ++i) {
-    Block b;
-    b.norm1 = get(block_name(i, "norm1.weight"));
-    b.q = get(block_name(i, "attn.q.weight"));
-    b.k = get(block_name(i, "attn.k.weight"));
-    b.v = get(block_name(i, "attn.v.weight"));
-    b.o = get(block_name(i, "attn.o.weight"));
-    b.norm2 = get(block_name(i, "norm2.weight"));
-    b.gate = get(block_name(i, "ffn.gate.0.weight"));
-    b.fc1 = get(block_name(i, "ffn.fc1.weight"));
-    b.fc2 = get(block_name(i, "ffn.fc2.weight"));
-    b.relative_bias = weights.at(block_name(i, "pos_embedding.embedding.weight"))
-                          .to(core::Device::cpu())
-                          .to(DType::F32);
-    blocks_.push_back(std::move(b));
+    relative_bias_.push_back(weights.at(block_name(i, "pos_embedding.embedding.weight"))
+                                 .to(core::Device::cpu())
+                                 .to(DType::F32));
   }
+  if (shard_comm == nullptr || shard_comm->size() == 1) {
+    for (int64_t i = 0; i < config.num_layers; ++i) {
+      blocks_.push_back(make_block([&](size_t k) { return get(block_name(i, kLayerTensors[k])); }));
+    }
+    return;
+  }
+  shard_comm_ = shard_comm;
+  for (int64_t i = 0; i < config.num_layers; ++i) {
+    std::vector<std::pair<std::string, Tensor>> members;
+    for (const char* n : kLayerTensors) members.emplace_back(n, weights.at(block_name(i, n)));
+    sharded_.emplace_back(members, DType::F32, shard_comm->rank(), shard_comm->size(),
+                          ctx.device());
+  }
+  for (Tensor& buffer : gathered_) buffer = sharded_.front().make_buffer();
+}
+
+T5Encoder::Block T5Encoder::make_block(const std::function<Tensor(size_t)>& get) {
+  Block b;
+  Tensor* members[] = {&b.norm1, &b.q, &b.k, &b.v, &b.o, &b.norm2, &b.gate, &b.fc1, &b.fc2};
+  static_assert(std::size(members) == std::size(kLayerTensors));
+  for (size_t k = 0; k < std::size(members); ++k) *members[k] = get(k);
+  return b;
+}
+
+const T5Encoder::Block& T5Encoder::block(int64_t index) {
+  if (sharded_.empty()) return blocks_.at(static_cast<size_t>(index));
+  // Consecutive layers alternate between the two buffers, so a gather for the next layer may
+  // overlap the current one once the communicator runs asynchronously.
+  Tensor& buffer = gathered_[index % 2];
+  const parallel::ShardedTensors& layer = sharded_.at(static_cast<size_t>(index));
+  layer.gather(*shard_comm_, buffer);
+  gathered_block_ = make_block([&](size_t k) { return layer.view(buffer, k); });
+  return gathered_block_;
+}
+
+size_t T5Encoder::resident_layer_bytes() const {
+  if (!resident_) return 0;
+  size_t bytes = 0;
+  for (const Block& b : blocks_) {
+    for (const Tensor* t : {&b.norm1, &b.q, &b.k, &b.v, &b.o, &b.norm2, &b.gate, &b.fc1, &b.fc2}) {
+      bytes += t->nbytes();
+    }
+  }
+  for (const parallel::ShardedTensors& layer : sharded_) bytes += layer.shard_bytes();
+  return bytes;
+}
+
+size_t T5Encoder::resident_weight_bytes() const {
+  if (!resident_) return 0;
+  size_t bytes = resident_layer_bytes() + final_norm_.nbytes();
+  for (const Tensor& t : relative_bias_) bytes += t.nbytes();
+  for (const Tensor& buffer : gathered_) {
+    if (buffer.defined()) bytes += buffer.nbytes();
+  }
+  return bytes;
 }
 
 void T5Encoder::plan(const core::Context& ctx, int64_t tokens) {
@@ -187,13 +215,14 @@ void T5Encoder::plan(const core::Context& ctx, int64_t tokens) {
   }
 }
 
-void T5Encoder::run_block(const core::Context& ctx, const Block& block, int64_t length) {
+void T5Encoder::run_block(const core::Context& ctx, const Block& block, const Tensor& relative_bias,
+                          int64_t length) {
   Buffers& b = buffers_;
   const T5Config& c = config_;
   const int64_t tokens = b.tokens, heads = c.num_heads;
 
   // The layer's relative-position bias: bias[h, i, j] = table[bucket(j − i), h].
-  const float* table = block.relative_bias.data<float>();
+  const float* table = relative_bias.data<float>();
   float* bias = b.host_bias.data<float>();
   for (int64_t h = 0; h < heads; ++h) {
     float* plane = bias + h * tokens * tokens;
@@ -228,17 +257,55 @@ void T5Encoder::run_block(const core::Context& ctx, const Block& block, int64_t 
   ops::add(ctx, b.x, b.proj, b.x);
 }
 
+void T5Encoder::set_resident(bool resident) {
+  if (resident == resident_) return;
+  auto move = [&](Tensor& t) {
+    if (t.defined()) t = resident ? t.to(device_) : t.to_pinned();
+  };
+  move(final_norm_);
+  for (Block& b : blocks_) {
+    for (Tensor* t : {&b.norm1, &b.q, &b.k, &b.v, &b.o, &b.norm2, &b.gate, &b.fc1, &b.fc2})
+      move(*t);
+  }
+  for (parallel::ShardedTensors& layer : sharded_) layer.place_on_host(!resident);
+  for (Tensor& buffer : gathered_) {
+    buffer = resident && !sharded_.empty() ? sharded_.front().make_buffer() : Tensor();
+  }
+  gathered_block_ = Block{};
+  buffers_ = Buffers{};
+  resident_ = resident;
+}
+
 void T5Encoder::forward(const core::Context& ctx, const Tensor& ids, int64_t length,
                         Tensor& context) {
   const T5Config& c = config_;
-  WB_CHECK(ids.ndim() == 1 && (ids.dtype() == DType::I64 || ids.dtype() == DType::I32) &&
-               ids.device().is_cpu(),
-           "T5 encoder: ids must be a host int64 or int32 vector, got ", ids.describe());
+  WB_CHECK(resident_, "T5 encoder: encode while offloaded (set_resident(true) first)");
+  // Checked before anything runs; sharded, every rank learns every rank's verdict first, so a bad
+  // argument on one rank cannot leave the others waiting in a gather.
+  std::string problem;
+  try {
+    WB_CHECK(ids.ndim() == 1 && (ids.dtype() == DType::I64 || ids.dtype() == DType::I32) &&
+                 ids.device().is_cpu(),
+             "T5 encoder: ids must be a host int64 or int32 vector, got ", ids.describe());
+    WB_CHECK(length >= 1 && length <= ids.dim(0), "T5 encoder: ", length, " real tokens of ",
+             ids.dim(0), " ids (need 1 <= length <= ids)");
+    WB_CHECK(context.shape() == Shape({length, c.dim}), "T5 encoder: output ", context.describe(),
+             ", expected ", core::shape_str({length, c.dim}));
+    const Tensor ids64 = ids.dtype() == DType::I64 ? ids : ids.to(DType::I64);
+    for (int64_t i = 0; i < ids64.numel(); ++i) {
+      const int64_t id = ids64.data<int64_t>()[i];
+      WB_CHECK(id >= 0 && id < c.vocab, "T5 encoder: token id ", id, " at position ", i,
+               " is outside the vocabulary of ", c.vocab);
+    }
+  } catch (const Error& e) {
+    problem = e.what();
+  }
+  if (shard_comm_) {
+    agree_on_input(ctx, ids, length, problem);
+  } else if (!problem.empty()) {
+    throw Error(problem);
+  }
   const int64_t tokens = ids.dim(0);
-  WB_CHECK(length >= 1 && length <= tokens, "T5 encoder: ", length, " real tokens of ", tokens,
-           " ids (need 1 <= length <= ids)");
-  WB_CHECK(context.shape() == Shape({length, c.dim}), "T5 encoder: output ", context.describe(),
-           ", expected ", core::shape_str({length, c.dim}));
   plan(ctx, tokens);
   Buffers& b = buffers_;
 
@@ -247,20 +314,58 @@ void T5Encoder::forward(const core::Context& ctx, const Tensor& ids, int64_t len
   const int64_t* id = ids64.data<int64_t>();
   Tensor x = ctx.device().is_cpu() ? b.x : Tensor::empty({tokens, c.dim}, DType::F32);
   for (int64_t i = 0; i < tokens; ++i) {
-    WB_CHECK(id[i] >= 0 && id[i] < c.vocab, "T5 encoder: token id ", id[i], " at position ", i,
-             " is outside the vocabulary of ", c.vocab);
     x.slice(i, i + 1).copy_from(token_embedding_.slice(id[i], id[i] + 1));
   }
   if (!ctx.device().is_cpu()) b.x.copy_from(x);
 
-  for (const Block& block : blocks_) run_block(ctx, block, length);
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    run_block(ctx, block(i), relative_bias_[static_cast<size_t>(i)], length);
+  }
   Tensor out = b.normed.slice(0, length);
   ops::rms_norm(ctx, b.x.slice(0, length), final_norm_, kEps, out);
   context.copy_from(out);
 }
 
+void T5Encoder::agree_on_input(const core::Context& ctx, const Tensor& ids, int64_t length,
+                               const std::string& problem) {
+  // Each rank's record: whether its arguments are bad, then its ids' count, length and hash.
+  constexpr int64_t kRecord = 4;
+  std::vector<int64_t> record(kRecord, 0);
+  if (problem.empty()) {
+    const Tensor ids64 = ids.dtype() == DType::I64 ? ids : ids.to(DType::I64);
+    uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a 64 over the ids' bytes
+    const auto* bytes = static_cast<const unsigned char*>(ids64.raw());
+    for (size_t i = 0; i < ids64.nbytes(); ++i) hash = (hash ^ bytes[i]) * 0x100000001b3ull;
+    record = {0, ids.dim(0), length, static_cast<int64_t>(hash)};
+  } else {
+    record[0] = 1;
+  }
+  // On the context's device: the shard communicator moves what the gathers move (NCCL on a GPU).
+  const Tensor mine = Tensor::from_vector(record, {kRecord}).to(ctx.device());
+  Tensor all;
+  shard_comm_->all_gather(mine, all);
+  const Tensor host = all.to(core::Device::cpu());
+  const int64_t* r = host.data<int64_t>();
+  if (!problem.empty()) throw Error(problem);
+  for (int rank = 0; rank < shard_comm_->size(); ++rank) {
+    const int64_t* other = r + rank * kRecord;
+    WB_CHECK(other[0] == 0, "T5 encoder: rank ", rank,
+             " of the shard group was given bad arguments to encode (its log has the error)");
+  }
+  for (int rank = 1; rank < shard_comm_->size(); ++rank) {
+    const int64_t* other = r + rank * kRecord;
+    WB_CHECK(std::equal(r, r + kRecord, other),
+             "T5 encoder: the ranks of the shard group must encode the same ids together; rank 0 "
+             "has ",
+             r[1], " ids (", r[2], " real), rank ", rank, " ", other[1], " ids (", other[2],
+             " real)", other[1] == r[1] && other[2] == r[2] ? ", other values" : "");
+  }
+}
+
 Tensor T5Encoder::encode(const core::Context& ctx, const Tensor& ids, int64_t length) {
-  Tensor context = Tensor::empty({length, config_.dim}, DType::F32, ctx.device());
+  // A bad length is reported by forward (on every rank, sharded), not by the allocation.
+  Tensor context =
+      Tensor::empty({std::max<int64_t>(length, 0), config_.dim}, DType::F32, ctx.device());
   forward(ctx, ids, length, context);
   return context;
 }

@@ -2,9 +2,11 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <regex>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "io/checkpoint.h"
 #include "io/pytorch_file.h"
 
@@ -116,15 +118,51 @@ std::string t5_weights_fingerprint(const std::string& path) {
   return text;
 }
 
-T5Encoder load_t5_encoder(const std::string& path, const core::Context& ctx) {
+namespace {
+
+T5Encoder build_t5_encoder(const std::string& path, const core::Context& ctx,
+                           parallel::Comm* shard_comm) {
   const T5Encoder::Weights weights = read_t5_weights(path);
   std::map<std::string, core::Shape> shapes;
   for (const auto& [name, tensor] : weights) shapes[name] = tensor.shape();
   try {
-    return T5Encoder(detect_t5_config(shapes), weights, ctx);
+    return T5Encoder(detect_t5_config(shapes), weights, ctx, shard_comm);
   } catch (const Error& e) {
     throw make_error(path, ": ", e.what());
   }
+}
+
+}  // namespace
+
+T5Encoder load_t5_encoder(const std::string& path, const core::Context& ctx,
+                          parallel::Comm* shard_comm) {
+  if (shard_comm == nullptr || shard_comm->size() == 1) {
+    return build_t5_encoder(path, ctx, nullptr);
+  }
+  std::optional<T5Encoder> encoder;
+  std::string problem;
+  try {
+    encoder.emplace(build_t5_encoder(path, ctx, shard_comm));
+  } catch (const std::exception& e) {
+    problem = e.what();
+  }
+  // Every rank learns which loaded (on the context's device: NCCL moves device tensors).
+  const core::Tensor mine =
+      core::Tensor::from_vector(std::vector<int64_t>{problem.empty() ? 0 : 1}, {1})
+          .to(ctx.device());
+  core::Tensor all;
+  shard_comm->all_gather(mine, all);
+  const core::Tensor failed = all.to(core::Device::cpu());
+  if (!problem.empty()) throw Error(problem);
+  for (int rank = 0; rank < shard_comm->size(); ++rank) {
+    WB_CHECK(failed.data<int64_t>()[rank] == 0, path, ": rank ", rank,
+             " of the shard group could not load the text encoder (its log has the error)");
+  }
+  WB_LOG(info) << "text encoder: " << encoder->config().num_layers << " layers sharded over "
+               << shard_comm->size() << " ranks, "
+               << static_cast<double>(encoder->resident_weight_bytes()) / (1 << 20)
+               << " MiB of weights on this rank besides the token embedding";
+  return std::move(*encoder);
 }
 
 }  // namespace wanbatch::model::wan

@@ -9,6 +9,7 @@
 
 #include "core/context.h"
 #include "model/wan/t5_encoder.h"
+#include "parallel/comm.h"
 
 namespace wanbatch::model::wan {
 
@@ -27,7 +28,12 @@ T5Encoder::Weights read_t5_weights(const std::string& path);
 // last 4 KiB of every tensor.
 std::string t5_weights_fingerprint(const std::string& path);
 
-// Reads, detects the configuration and builds the encoder on the context's device.
-T5Encoder load_t5_encoder(const std::string& path, const core::Context& ctx);
+// Reads, detects the configuration and builds the encoder on the context's device. With
+// `shard_comm` (sharded weights, T5Encoder), each rank reads only its slice of every layer tensor
+// from the file (safetensors and .pth alike are memory-mapped), and the load is collective: every
+// rank of `shard_comm` calls it, and if it fails on any rank it throws on all of them (the others
+// would otherwise wait for that rank in encode).
+T5Encoder load_t5_encoder(const std::string& path, const core::Context& ctx,
+                          parallel::Comm* shard_comm = nullptr);
 
 }  // namespace wanbatch::model::wan

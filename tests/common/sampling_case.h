@@ -38,6 +38,9 @@ struct SamplingCase {
     if (!meta.at("boundary").empty()) options.boundary = std::stod(meta.at("boundary"));
     conditions.context = file->tensor("context");
     conditions.context_null = file->tensor("context_null");
+    if (file->contains("y")) conditions.y = file->tensor("y");  // I2V
+    if (file->contains("first_frame"))
+      conditions.first_frame = file->tensor("first_frame");  // TI2V
   }
 
   // The whole loop from the case's noise, on ctx (the context the experts were loaded on).

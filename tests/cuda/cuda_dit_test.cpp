@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/context.h"
+#include "core/cuda/runtime.h"
 #include "core/ops.h"
 #include "dit_case.h"
 #include "fixture_path.h"
@@ -62,6 +63,31 @@ TEST_P(CudaDit, Fp32GemmsMatchTheReferenceTightly) {
   // fp32 throughout, fp32 GEMMs without TF32: only summation orders differ (1e-4: the GPU's
   // transcendental functions in fp32 add a little to the CPU's 1e-5).
   EXPECT_TRUE(wanbatch::testing::matches_reference(gpu, io->tensor("velocity").to_floats(), 1e-4))
+      << name;
+}
+
+// --offload model on the GPU: the weights go to pinned host memory and back bit for bit, the
+// device memory is given back, and the forward is the same.
+TEST_P(CudaDit, OffloadedModelComesBackUnchanged) {
+  const std::string name = GetParam();
+  const core::Context ctx = core::Context::cuda(0);
+  auto io = io::SafetensorsFile::open(fixture("dit_" + name + ".io.safetensors"));
+  WanDit dit = load_dit(fixture("dit_" + name + ".weights.safetensors"), ctx,
+                        DitLoadOptions::with_num_heads(std::stoll(io->metadata().at("num_heads"))));
+  const DitInput input = wanbatch::testing::read_dit_input(*io, ctx.device());
+  const core::Shape shape = io->tensor("velocity").shape();
+  core::Tensor before = core::Tensor::empty(shape, core::DType::F32, ctx.device());
+  dit.forward(ctx, input, before);
+  ctx.synchronize();
+  const size_t in_use = core::cuda::current_device_bytes(0);
+  const size_t weights = dit.resident_weight_bytes();
+  dit.set_resident(false);
+  ctx.synchronize();
+  EXPECT_LE(core::cuda::current_device_bytes(0) + weights, in_use);
+  dit.set_resident(true);
+  core::Tensor after = core::Tensor::empty(shape, core::DType::F32, ctx.device());
+  dit.forward(ctx, input, after);
+  EXPECT_EQ(after.to(core::Device::cpu()).to_floats(), before.to(core::Device::cpu()).to_floats())
       << name;
 }
 

@@ -50,6 +50,9 @@ TEST_P(CudaSamplingLoop, Bf16MatchesTheCpuAtTheSamePrecision) {
 
 INSTANTIATE_TEST_SUITE_P(Reference, CudaSamplingLoop,
                          ::testing::Values("unipc_moe_cfg", "dpm_cfg", "euler_moe_nocfg"));
+// TI2V (first frame, per-token timesteps) and I2V (y, two experts).
+INSTANTIATE_TEST_SUITE_P(Image, CudaSamplingLoop,
+                         ::testing::Values("ti2v_unipc_cfg", "i2v_moe_cfg"));
 
 }  // namespace
 }  // namespace wanbatch::model::sampling

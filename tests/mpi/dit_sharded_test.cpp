@@ -1,7 +1,9 @@
 // Sharded DiT weights (issue 9) on the ranks mpirun gives (2 and 4): every block's parameters split
-// over the ranks, gathered before each block. The forward equals the unsharded one bit for bit
-// (the gathered weights are the same numbers), alone and under Ulysses, for the reference cases
-// of every variant, with f32 and bf16 GEMMs; each rank holds about 1/N of the block parameters.
+// over the ranks, gathered before each block, and offloaded ones (--offload blocks: the blocks, or
+// the shards, wait in host memory and are copied in a block ahead). The forward equals the
+// resident, unsharded one bit for bit (the gathered weights are the same numbers), alone and under
+// Ulysses, for the reference cases of every variant, with f32 and bf16 GEMMs; each rank holds
+// about 1/N of the block parameters.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -45,33 +47,49 @@ TEST_P(DitSharded, EqualsTheUnshardedForwardBitForBit) {
     auto options = model::wan::DitLoadOptions::with_num_heads(heads);
     options.gemm_dtype = dtype;
     model::wan::WanDit whole = model::wan::load_dit(weights, ctx, options);
-    options.shard_comm = world_.get();
-    model::wan::WanDit sharded = model::wan::load_dit(weights, ctx, options);
-    // Each rank's share: the block parameters over N, plus at most one padding element per group
-    // and block.
-    const size_t n = static_cast<size_t>(world_->size());
-    EXPECT_LE(sharded.resident_block_bytes(),
-              whole.resident_block_bytes() / n + 2 * 4 * sharded.config().num_layers)
-        << core::dtype_name(dtype);
+    for (const bool offload : {false, true}) {
+      options.shard_comm = world_.get();
+      options.offload_blocks = offload;
+      model::wan::WanDit sharded = model::wan::load_dit(weights, ctx, options);
+      const std::string what =
+          GetParam() + " " + std::string(core::dtype_name(dtype)) + (offload ? " offloaded" : "");
+      // Each rank's share: the block parameters over N, plus at most one padding element per
+      // group and block; offloaded, they wait in host memory instead.
+      const size_t n = static_cast<size_t>(world_->size());
+      const size_t share = whole.resident_block_bytes() / n + 2 * 4 * sharded.config().num_layers;
+      EXPECT_LE(offload ? sharded.offloaded_block_bytes() : sharded.resident_block_bytes(), share)
+          << what;
 
+      Tensor want = Tensor::empty(shape, core::DType::F32);
+      whole.forward(ctx, input, want);
+      Tensor got = Tensor::empty(shape, core::DType::F32);
+      for (int pass = 0; pass < 2; ++pass) {  // the second reuses the buffers
+        core::ops::fill(ctx, got, std::nanf(""));
+        sharded.forward(ctx, input, got);
+        EXPECT_EQ(got.to_floats(), want.to_floats()) << what << ", forward " << pass + 1;
+      }
+
+      // Under Ulysses over the same ranks: sharded equals unsharded, both split.
+      const parallel::Groups groups =
+          parallel::Groups::make(*world_, world_->size(), false, static_cast<int>(heads));
+      whole.set_sequence_parallel(groups.sp.get());
+      sharded.set_sequence_parallel(groups.sp.get());
+      whole.forward(ctx, input, want);
+      sharded.forward(ctx, input, got);
+      EXPECT_EQ(got.to_floats(), want.to_floats()) << what << " with Ulysses";
+      whole.set_sequence_parallel(nullptr);
+    }
+    // Offloaded without sharding: each rank's whole model waits in host memory.
+    options.shard_comm = nullptr;
+    options.offload_blocks = true;
+    model::wan::WanDit offloaded = model::wan::load_dit(weights, ctx, options);
+    EXPECT_EQ(offloaded.offloaded_block_bytes(), whole.resident_block_bytes());
     Tensor want = Tensor::empty(shape, core::DType::F32);
     whole.forward(ctx, input, want);
     Tensor got = Tensor::empty(shape, core::DType::F32);
     core::ops::fill(ctx, got, std::nanf(""));
-    sharded.forward(ctx, input, got);
-    EXPECT_EQ(got.to_floats(), want.to_floats()) << GetParam() << " " << core::dtype_name(dtype);
-
-    // Under Ulysses over the same ranks: sharded equals unsharded, both split.
-    const parallel::Groups groups =
-        parallel::Groups::make(*world_, world_->size(), false, static_cast<int>(heads));
-    whole.set_sequence_parallel(groups.sp.get());
-    sharded.set_sequence_parallel(groups.sp.get());
-    whole.forward(ctx, input, want);
-    sharded.forward(ctx, input, got);
-    EXPECT_EQ(got.to_floats(), want.to_floats())
-        << GetParam() << " " << core::dtype_name(dtype) << " with Ulysses";
-    whole.set_sequence_parallel(nullptr);
-    sharded.set_sequence_parallel(nullptr);
+    offloaded.forward(ctx, input, got);
+    EXPECT_EQ(got.to_floats(), want.to_floats()) << GetParam() << " offloaded, unsharded";
   }
 }
 
@@ -94,17 +112,24 @@ TEST_P(DitSharded, OnGpusMatchesTheUnshardedModel) {
     auto options = model::wan::DitLoadOptions::with_num_heads(heads);
     options.gemm_dtype = dtype;
     model::wan::WanDit whole = model::wan::load_dit(weights, gpu, options);
-    options.shard_comm = groups.sp.get();
-    model::wan::WanDit sharded = model::wan::load_dit(weights, gpu, options);
     Tensor want = Tensor::empty(shape, core::DType::F32, gpu.device());
     whole.forward(gpu, input, want);
-    Tensor got = Tensor::empty(shape, core::DType::F32, gpu.device());
-    core::ops::fill(gpu, got, std::nanf(""));
-    sharded.forward(gpu, input, got);
-    EXPECT_TRUE(testing::matches_reference(got.to(core::Device::cpu()).to_floats(),
-                                           want.to(core::Device::cpu()).to_floats(),
-                                           dtype == core::DType::F32 ? 1e-5 : 1e-2))
-        << GetParam() << " " << core::dtype_name(dtype);
+    // Sharded; sharded with the shards in host memory; whole blocks in host memory.
+    for (const auto& [shard, offload] : {std::pair{true, false}, {true, true}, {false, true}}) {
+      options.shard_comm = shard ? groups.sp.get() : nullptr;
+      options.offload_blocks = offload;
+      model::wan::WanDit placed = model::wan::load_dit(weights, gpu, options);
+      Tensor got = Tensor::empty(shape, core::DType::F32, gpu.device());
+      for (int pass = 0; pass < 2; ++pass) {  // the second reuses the buffers
+        core::ops::fill(gpu, got, std::nanf(""));
+        placed.forward(gpu, input, got);
+        EXPECT_TRUE(testing::matches_reference(got.to(core::Device::cpu()).to_floats(),
+                                               want.to(core::Device::cpu()).to_floats(),
+                                               dtype == core::DType::F32 ? 1e-5 : 1e-2))
+            << GetParam() << " " << core::dtype_name(dtype) << (shard ? " sharded" : "")
+            << (offload ? " offloaded" : "") << ", forward " << pass + 1;
+      }
+    }
   }
 }
 

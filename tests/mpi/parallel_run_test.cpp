@@ -3,8 +3,8 @@
 // data-parallel groups, block weights sharded over the sp ranks (the default) or not — equal the
 // one-process result within 1e-5 relative (the splits change only the order of additions), with
 // token counts that need padding (27 tokens over 2 and 4 ranks). A bad item fails alone in a
-// group of ranks. And a batch killed half-way, then run again, finishes with every item done
-// exactly once.
+// group of ranks. Image-to-video items of each image model kind likewise. And a batch killed
+// half-way, then run again, finishes with every item done exactly once.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -21,9 +21,11 @@
 #include "core/tensor.h"
 #include "io/hdf5_file.h"
 #include "io/latents_file.h"
+#include "io/video_writer.h"
 #include "reference_match.h"
 #include "run_wanbatch.h"
 #include "temp_dir_test.h"
+#include "test_image.h"
 
 namespace wanbatch {
 namespace {
@@ -120,6 +122,7 @@ TEST_F(ParallelRun, RunGivesTheSameLatentsOnEverySplit) {
         Split{2, "--ulysses 2", "sp2", "dp 1 × cfg 1 × sp 2"},
         Split{4, "--ulysses 2", "dp2sp2", "dp 2 × cfg 1 × sp 2"},
         Split{2, "--ulysses 2 --shard-weights off", "sp2whole", "dp 1 × cfg 1 × sp 2"},
+        Split{2, "--ulysses 2 --offload blocks,model", "sp2offload", "dp 1 × cfg 1 × sp 2"},
         Split{4, "--ulysses 4", "sp4", "dp 1 × cfg 1 × sp 4"},
         Split{4, "--ulysses 2 --cfg-parallel", "cfg2sp2", "dp 1 × cfg 2 × sp 2"}}) {
     SCOPED_TRACE(s.name);
@@ -177,6 +180,76 @@ TEST_F(ParallelRun, ABadItemFailsAloneInAGroupOfRanks) {
   }
 }
 
+// Image-to-video items (issue 11) on each kind of image model: every rank of the group computes
+// the image's conditions itself, so the splits equal one process as for text; an unreadable image
+// fails its item on every rank of the group, and the others finish. 9 frames: 3 latent frames, so
+// the I2V items' 45 tokens (80×48 → 5×3 patches) are padded to 46 over 2 ranks.
+TEST_F(ParallelRun, ImageItemsGiveTheSameLatentsOnEverySplit) {
+  if (!io::video_built()) GTEST_SKIP() << "this build has no FFmpeg: images cannot be read";
+  testing::write_test_png(dir_ / "wide.png", 100, 60);
+  testing::write_test_png(dir_ / "tall.png", 60, 100, 1.0f);
+  std::ofstream(dir_ / "bad.png") << "not an image";
+  struct Kind {
+    std::string name, make, models, manifest;
+  };
+  const std::string i2v_items =
+      R"({"id": "wide", "prompt": "a red fox", "image": "wide.png", "width": 64, "height": 64, "frames": 9, "steps": 3, "seed": 1})"
+      "\n"
+      R"({"id": "bad", "prompt": "a boat", "image": "bad.png", "width": 64, "height": 64, "frames": 5, "steps": 2})"
+      "\n"
+      R"({"id": "tall", "prompt": "waves", "image": "tall.png", "width": 64, "height": 64, "frames": 5, "steps": 2})"
+      "\n";
+  // In this order: the CLIP model uses the Wan2.1 VAE written with the two-expert one.
+  const std::vector<Kind> kinds = {
+      {"i2v", "--variant tiny-i2v-a14b --vae " + path("vae21.safetensors"),
+       "--dit " + path("i2v/low_noise_model") + " --dit-high-noise " +
+           path("i2v/high_noise_model") + " --vae " + path("vae21.safetensors"),
+       i2v_items},
+      {"clip", "--variant tiny-i2v-clip --clip " + path("clip.safetensors"),
+       "--dit " + path("clip") + " --clip " + path("clip.safetensors") + " --vae " +
+           path("vae21.safetensors"),
+       i2v_items},
+      {"ti2v", "--variant tiny-ti2v --vae " + path("vae22.safetensors"),
+       "--dit " + path("ti2v") + " --vae " + path("vae22.safetensors"),
+       R"({"id": "wide", "prompt": "a red fox", "image": "wide.png", "width": 96, "height": 64, "frames": 9, "steps": 3, "seed": 1})"
+       "\n"
+       R"({"id": "bad", "prompt": "a boat", "image": "bad.png", "width": 96, "height": 64, "frames": 5, "steps": 2})"
+       "\n"
+       R"({"id": "t2v", "prompt": "waves", "width": 64, "height": 32, "frames": 9, "steps": 2})"
+       "\n"}};
+  for (const Kind& kind : kinds) {
+    SCOPED_TRACE(kind.name);
+    auto r = run_wanbatch("make-test-model --output " + path(kind.name) + " " + kind.make);
+    ASSERT_EQ(r.status, 0) << r.output;
+    std::ofstream(dir_ / (kind.name + ".jsonl")) << kind.manifest;
+    const std::string args = "run --manifest " + path(kind.name + ".jsonl") + " " + kind.models +
+                             " --t5 " + path("t5.safetensors") + " --tokenizer " +
+                             path("spiece.model") + " --text-len 16 --no-video --output-dir ";
+    r = run_wanbatch(args + path(kind.name + "_one"));
+    ASSERT_NE(r.status, 0) << r.output;  // the bad image
+    const std::vector<std::string> good = {"wide", kind.name == "ti2v" ? "t2v" : "tall"};
+    for (const std::string flags : {"--ulysses 2", "--cfg-parallel"}) {
+      SCOPED_TRACE(flags);
+      const std::string out = kind.name + (flags == "--ulysses 2" ? "_sp2" : "_cfg2");
+      const std::string command = std::string(WANBATCH_MPIEXEC) +
+                                  " -np 2 --oversubscribe " WANBATCH_BINARY " " + args + path(out) +
+                                  " " + flags + " > " + path(out + ".log") + " 2>&1";
+      const int status = std::system(command.c_str());
+      std::ifstream log(path(out + ".log"));
+      const std::string text((std::istreambuf_iterator<char>(log)), {});
+      EXPECT_NE(status, 0) << text;  // the bad image, on both ranks alike
+      std::ifstream in(dir_ / out / "report.json");
+      const auto report = nlohmann::json::parse(in);
+      EXPECT_EQ(report["totals"]["failed"], 1) << text;
+      EXPECT_EQ(report["totals"]["done"], 2) << text;
+      EXPECT_FALSE(fs::exists(dir_ / out / "bad.h5"));
+      for (const std::string& id : good) {
+        expect_same_latents(path(kind.name + "_one/" + id + ".h5"), path(out + "/" + id + ".h5"));
+      }
+    }
+  }
+}
+
 TEST_F(ParallelRun, ABatchKilledHalfWayFinishesEveryItemOnceWhenRunAgain) {
   {
     std::ofstream m(dir_ / "m.jsonl");
@@ -215,7 +288,12 @@ TEST_F(ParallelRun, ABatchKilledHalfWayFinishesEveryItemOnceWhenRunAgain) {
   kill(-pid, SIGTERM);
   int status = 0;
   waitpid(pid, &status, 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // The ranks may outlive the shell that started mpirun by a moment (one finishing an item's file
+  // as the signal lands): wait until the whole process group is gone before looking.
+  const auto gone_by = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (kill(-pid, 0) == 0 && std::chrono::steady_clock::now() < gone_by) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   ASSERT_GE(done_before_kill, 1) << "no item finished within 2 minutes";
 
   std::set<std::string> finished_first;

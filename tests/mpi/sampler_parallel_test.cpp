@@ -73,6 +73,9 @@ TEST_P(SamplerParallel, CfgParallelOnGpusMatchesOneGpu) {
 
 // The cases with guidance (the third reference loop has none, so CFG-parallel does nothing).
 INSTANTIATE_TEST_SUITE_P(Reference, SamplerParallel, ::testing::Values("unipc_moe_cfg", "dpm_cfg"));
+// Image conditions: TI2V's per-token timesteps split over the Ulysses ranks, I2V's y.
+INSTANTIATE_TEST_SUITE_P(Image, SamplerParallel,
+                         ::testing::Values("ti2v_unipc_cfg", "i2v_moe_cfg"));
 
 }  // namespace
 }  // namespace wanbatch

@@ -29,6 +29,16 @@ Writes, into the directory given as argv[1]:
                                     (the guided velocity of each step). Metadata solver, steps,
                                     shift, guide_low, guide_high, boundary ("" for one expert),
                                     num_heads, high_weights, low_weights (file names, "" if unused).
+  sampling_loop_ti2v.weights.safetensors, sampling_loop_i2v_{high,low}.weights.safetensors
+                                    tiny TI2V (48 -> 48 channels) and I2V (36 -> 16) DiTs.
+  sampling_loop_<case>.safetensors  image-conditioned loops, the same tensors and metadata:
+                                    ti2v_unipc_cfg (wan/textimage2video.py i2v(): noise
+                                    [48,3,4,6] and "first_frame" [48,1,4,6], the image latent that
+                                    replaces latent frame 0 before the loop and after every step,
+                                    timestep 0 on that frame's tokens), i2v_moe_cfg (Wan2.2
+                                    wan/image2video.py: noise [16,3,4,6], "y" [20,3,4,6] = the
+                                    frame mask of 9 frames and stand-in latents, two experts,
+                                    boundary 0.9).
 
 Where each detail comes from (official code; wan-spec.md "Solvers and loops" summarises it):
 - UniPC: Wan2.2 wan/utils/fm_solvers_unipc.py, FlowUniPCMultistepScheduler (order 2, bh2,
@@ -40,7 +50,8 @@ Where each detail comes from (official code; wan-spec.md "Solvers and loops" sum
 - Euler: Wan2.2-Lightning wan/utils/fm_solvers_euler.py (EulerScheduler) and the "euler" branch of
   its wan/text2video.py (timesteps[:-1]; no unconditional pass when the guide scale is 1).
 - The loop: wan/text2video.py (Wan2.2 and Lightning): expert and guide scale picked by
-  t >= boundary*1000.
+  t >= boundary*1000. Image loops: Wan2.2 wan/image2video.py (y to every DiT call, the msk
+  construction) and wan/textimage2video.py i2v() with masks_like of wan/utils/utils.py.
 The solver coefficients are computed in float64 from the float32 sigmas (the official code
 computes them in float32 torch scalars; wanbatch does them in float64). The DiT is
 dit_reference.py's float64 forward. Nothing here is derived from the C++ implementation.
@@ -491,30 +502,155 @@ WEIGHT_FILES = {"high": "sampling_loop_high.weights.safetensors",
                 "low": "sampling_loop_low.weights.safetensors"}
 
 
-def t2v_loop(experts, noise, context, context_null, solver, steps, shift, guide, boundary):
-    """wan/text2video.py generate(): noise -> latents, everything in float64."""
+def t2v_loop(experts, noise, context, context_null, solver, steps, shift, guide, boundary,
+             y=None, first_frame=None):
+    """wan/text2video.py generate(): noise -> latents, everything in float64. With y: Wan2.2
+    wan/image2video.py's loop (the same, y given to every DiT call). With first_frame (the image
+    latent z [C,1,h,w]): wan/textimage2video.py's i2v loop (see ti2v_mask_and_timesteps)."""
     timesteps, sigmas = schedule(solver, steps, shift)
     sch = SOLVERS[solver](sigmas)
     x = noise
+    if first_frame is not None:
+        mask2 = ti2v_mask(noise)
+        x = (1.0 - mask2) * first_frame + mask2 * x
     traj, preds, used = [x], [], []
     for t in timesteps:
         t = float(t)
         high = boundary is not None and t >= boundary * NUM_TRAIN_TIMESTEPS
         p = experts["high" if high else "low"]
         g = guide[1] if high else guide[0]  # guide_scale = (low, high)
-        cond = dit_forward(p, x, np.array([t]), context)
+        ts = np.array([t]) if first_frame is None else ti2v_timesteps(mask2, t)
+        cond = dit_forward(p, x, ts, context, y=y)
         # Wan2.2 always runs the unconditional pass; Lightning skips it when the scale is 1
         # (use_cfg: |g - 1| > 1e-6), which gives the same result up to rounding.
         if g != 1.0:
-            uncond = dit_forward(p, x, np.array([t]), context_null)
+            uncond = dit_forward(p, x, ts, context_null, y=y)
             pred = uncond + g * (cond - uncond)
         else:
             pred = cond
         x = sch.step(pred, x)
+        if first_frame is not None:
+            x = (1.0 - mask2) * first_frame + mask2 * x
         traj.append(x)
         preds.append(pred)
         used.append(1.0 if high else 0.0)
     return x, timesteps, np.array(used, dtype=np.float32), np.stack(traj), np.stack(preds)
+
+
+def ti2v_mask(latent):
+    """masks_like([noise], zero=True)[1][0] (wan/utils/utils.py, no generator): ones shaped like
+    the latent, latent frame 0 zeroed."""
+    mask2 = np.ones_like(latent)
+    mask2[:, 0] = 0.0
+    return mask2
+
+
+def ti2v_timesteps(mask2, t, seq_len=None):
+    """textimage2video.py's temp_ts: (mask2[0][:, ::2, ::2] * t).flatten() (channel 0 of the
+    mask, subsampled by the 1x2x2 patch: one value per token in (f, h, w) order), padded with t
+    to seq_len (the sequence-parallel padding; none here)."""
+    ts = (mask2[0][:, ::2, ::2] * t).reshape(-1)
+    seq_len = ts.size if seq_len is None else seq_len
+    return np.concatenate([ts, np.full(seq_len - ts.size, t)])
+
+
+def i2v_mask(frames, lat_h, lat_w):
+    """Wan2.2 wan/image2video.py's msk, step by step: ones [1, F, h, w], frames 1.. zeroed, frame
+    0 repeated 4 times in front of the rest, viewed [1, (F+3)/4, 4, h, w], transposed to
+    [4, (F-1)/4+1, h, w]."""
+    msk = np.ones((1, frames, lat_h, lat_w))
+    msk[:, 1:] = 0
+    msk = np.concatenate([np.repeat(msk[:, 0:1], 4, axis=1), msk[:, 1:]], axis=1)
+    msk = msk.reshape(1, msk.shape[1] // 4, 4, lat_h, lat_w)
+    return np.ascontiguousarray(msk.transpose(0, 2, 1, 3, 4)[0])
+
+
+# Image-conditioned loops: the TI2V-5B loop with a given image latent (one 48 -> 48 model), and
+# the I2V-A14B loop with y (two 36 -> 16 experts, the I2V boundary 0.9).
+IMAGE_LOOP_CASES = [
+    # name, solver, steps, shift, guide (low, high), boundary, latent channels, video frames
+    ("ti2v_unipc_cfg", "unipc", 4, 5.0, (5.0, 5.0), None, 48, 9),
+    ("i2v_moe_cfg", "unipc", 4, 5.0, (3.0, 4.0), 0.9, 16, 9),
+]
+IMAGE_WEIGHT_FILES = {"ti2v": "sampling_loop_ti2v.weights.safetensors",
+                      "i2v_high": "sampling_loop_i2v_high.weights.safetensors",
+                      "i2v_low": "sampling_loop_i2v_low.weights.safetensors"}
+IMAGE_LATENT_HW = (4, 6)
+
+
+def write_image_loops(outdir, context, context_null):
+    specs = {"ti2v": weight_specs(48, 48, False), "i2v_high": weight_specs(36, 16, False),
+             "i2v_low": weight_specs(36, 16, False)}
+    w64 = {}
+    for i, (which, fname) in enumerate(IMAGE_WEIGHT_FILES.items()):
+        w32 = random_weights(np.random.default_rng([SEED, 10 + i]), specs[which])
+        path = os.path.join(outdir, fname)
+        write_safetensors(path, w32, {"format": "pt",
+                                      "wanbatch": f"sampling_reference.py {which} model"})
+        check_file(path, w32)
+        w64[which] = {n: a.astype(np.float64) for n, a in w32.items()}
+
+    rng = np.random.default_rng([SEED, 20])
+    report = []
+    for name, solver, steps, shift, guide, boundary, channels, frames in IMAGE_LOOP_CASES:
+        f = (frames - 1) // 4 + 1
+        noise = f32(rng.normal(size=(channels, f) + IMAGE_LATENT_HW))
+        tensors = {"noise": noise, "context": context, "context_null": context_null}
+        extra = {}
+        if name.startswith("ti2v"):
+            experts = {"low": w64["ti2v"]}
+            first = f32(rng.normal(size=(channels, 1) + IMAGE_LATENT_HW))
+            tensors["first_frame"] = first
+            extra["first_frame"] = first
+            weights = {"high": "", "low": IMAGE_WEIGHT_FILES["ti2v"]}
+        else:
+            experts = {"high": w64["i2v_high"], "low": w64["i2v_low"]}
+            mask = i2v_mask(frames, *IMAGE_LATENT_HW)
+            # The mask: channel c of latent frame j is 1 exactly for j = 0.
+            assert mask.shape == (4, f) + IMAGE_LATENT_HW
+            assert np.all(mask[:, 0] == 1) and np.all(mask[:, 1:] == 0)
+            # Stand-in VAE latents of [image; zeros] (the VAE has its own test).
+            y = np.concatenate([mask, f32(rng.normal(size=(16, f) + IMAGE_LATENT_HW))])
+            tensors["y"] = y
+            extra["y"] = y
+            weights = {"high": IMAGE_WEIGHT_FILES["i2v_high"], "low": IMAGE_WEIGHT_FILES["i2v_low"]}
+        latents, timesteps, used, traj, preds = t2v_loop(
+            experts, noise, context, context_null, solver, steps, shift, guide, boundary, **extra)
+        if boundary is not None:
+            assert 0 < used.sum() < steps, f"{name}: both experts must be used ({used})"
+        assert np.all(np.isfinite(latents)) and 0.05 < np.std(latents) < 20, name
+        plain = t2v_loop(experts, noise, context, context_null, solver, steps, shift,
+                         (1.0, 1.0), boundary, **extra)[0]
+        assert np.max(np.abs(plain - latents)) > 1e-2 * np.max(np.abs(latents)), name
+        if "first_frame" in extra:
+            # The loop returns the image latent as frame 0, exactly.
+            assert np.array_equal(latents[:, :1], extra["first_frame"]), name
+            # The per-token timesteps matter: the first frame's tokens at t instead of 0 change
+            # the other frames visibly.
+            x = (1.0 - ti2v_mask(noise)) * extra["first_frame"] + ti2v_mask(noise) * noise
+            t0 = float(timesteps[0])
+            a = dit_forward(experts["low"], x, ti2v_timesteps(ti2v_mask(noise), t0), context)
+            b = dit_forward(experts["low"], x, np.array([t0]), context)
+            assert np.max(np.abs(a[:, 1:] - b[:, 1:])) > 1e-3 * np.max(np.abs(b)), name
+        else:
+            # y matters: other condition latents give another result.
+            other = dict(extra, y=np.concatenate([extra["y"][:4], 0.5 * extra["y"][4:]]))
+            alt = t2v_loop(experts, noise, context, context_null, solver, steps, shift, guide,
+                           boundary, **other)[0]
+            assert np.max(np.abs(alt - latents)) > 1e-2 * np.max(np.abs(latents)), name
+        tensors.update({"latents": latents, "timesteps": timesteps, "experts": used,
+                        "trajectory": traj, "preds": preds})
+        meta = {"wanbatch": f"sampling_reference.py image loop {name}", "case": name,
+                "solver": solver, "steps": str(steps), "shift": repr(float(shift)),
+                "guide_low": repr(float(guide[0])), "guide_high": repr(float(guide[1])),
+                "boundary": "" if boundary is None else repr(float(boundary)),
+                "num_heads": str(HEADS), "high_weights": weights["high"],
+                "low_weights": weights["low"]}
+        path = os.path.join(outdir, f"sampling_loop_{name}.safetensors")
+        write_safetensors(path, tensors, meta)
+        check_file(path, tensors, meta)
+        report.append((name, timesteps, used, latents))
+    return report
 
 
 def write_loops(outdir):
@@ -570,7 +706,7 @@ def write_loops(outdir):
         write_safetensors(path, tensors, meta)
         check_file(path, tensors, meta)
         report.append((name, timesteps, used, latents))
-    return report
+    return report + write_image_loops(outdir, context, context_null)
 
 
 def check_file(path, tensors, meta=None):

@@ -29,6 +29,8 @@ LatentsRecord full_record() {
   r.height = 480;
   r.frames = 81;
   r.fps = 16;
+  r.image = "/data/fox.png";  // an image-to-video item's, and its pixel budget
+  r.max_area = 832 * 480;
   r.solver = "unipc";
   r.steps = 40;
   r.shift = 12.0;
@@ -69,6 +71,8 @@ TEST_F(LatentsFileTest, EveryAttributeRoundTrips) {
   EXPECT_EQ(g.height, r.height);
   EXPECT_EQ(g.frames, r.frames);
   EXPECT_EQ(g.fps, r.fps);
+  EXPECT_EQ(g.image, r.image);
+  EXPECT_EQ(g.max_area, r.max_area);
   EXPECT_EQ(g.solver, r.solver);
   EXPECT_EQ(g.steps, r.steps);
   EXPECT_EQ(g.shift, r.shift);
@@ -103,6 +107,8 @@ TEST_F(LatentsFileTest, WhatWasNotKnownIsNotWritten) {
   EXPECT_FALSE(in.attribute_string("high_noise_weights").has_value());
   const LatentsFile f = read_latents_file(path);
   EXPECT_FALSE(f.record.prompt.has_value());
+  EXPECT_FALSE(f.record.image.has_value());
+  EXPECT_FALSE(f.record.max_area.has_value());
   EXPECT_EQ(f.record.steps, 4);
 }
 

@@ -9,6 +9,8 @@
 #include <string>
 
 #include "jobs/shard.h"
+#include "model/wan/config.h"
+#include "model/wan/defaults.h"
 
 namespace wanbatch::jobs {
 namespace {
@@ -27,6 +29,8 @@ JobDefaults tiny_defaults() {
   defaults.guide_scale = 5.0;
   defaults.fps = 16;
   defaults.negative_prompt = "bad";
+  defaults.image = JobDefaults::ImageInput::Optional;  // as TI2V: an image may be given
+  defaults.model_name = "the tiny model";
   return defaults;
 }
 
@@ -333,6 +337,85 @@ TEST(Manifest, FilesAreRelativeToTheManifestsFolder) {
   ASSERT_EQ(items.size(), 1u);
   EXPECT_EQ(fs::path(items[0].image), dir.path() / "inputs/cat.png");
   EXPECT_EQ(fs::path(items[0].init_noise), dir.path() / "noise.h5");
+}
+
+// What the model does with images (issue 11): an I2V model needs one on every line, a T2V model
+// takes none, TI2V either; an image item's width × height is a pixel budget, not its size.
+TEST(Manifest, ImagesAsTheModelTakesThem) {
+  TempDir dir;
+  dir.write("cat.png", "png");
+  const std::string with_image = R"({"id": "a", "prompt": "p", "image": "cat.png"})";
+  const std::string without = R"({"id": "b", "prompt": "p"})";
+  model::wan::DitConfig i2v = model::wan::preset("tiny-i2v");
+  i2v.variant = "I2V model";
+  const model::wan::GenerationDefaults generation;
+  JobDefaults defaults = job_defaults(generation, i2v, true, false);
+  EXPECT_EQ(defaults.image, JobDefaults::ImageInput::Required);
+  EXPECT_EQ(parse(with_image, defaults, dir.path()).size(), 1u);
+  std::string error = errors_of(with_image + "\n" + without, defaults, dir.path()).at(0);
+  EXPECT_EQ(error.rfind("m.jsonl:2: image: missing; I2V model is an image-to-video model", 0), 0u)
+      << error;
+
+  model::wan::DitConfig t2v = model::wan::preset("tiny-t2v");
+  t2v.variant = "T2V model";
+  defaults = job_defaults(generation, t2v, false, false);
+  EXPECT_EQ(defaults.image, JobDefaults::ImageInput::None);
+  error = errors_of(without + "\n" + with_image, defaults, dir.path()).at(0);
+  EXPECT_EQ(error.rfind("m.jsonl:2: image: T2V model is a text-to-video model", 0), 0u) << error;
+
+  defaults = job_defaults(generation, model::wan::preset("tiny-ti2v"), false, false);
+  EXPECT_EQ(defaults.image, JobDefaults::ImageInput::Optional);
+  const auto items = parse(with_image + "\n" + without, defaults, dir.path());
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_EQ(fs::path(items[0].image), dir.path() / "cat.png");
+  EXPECT_TRUE(items[1].image.empty());
+  EXPECT_EQ(items[1].width, 1280);  // TI2V-5B's size
+  EXPECT_EQ(items[1].height, 704);
+
+  // The budget need not fit the VAE grid (the image's size will); frames still must, and an item
+  // without an image keeps the size rules.
+  EXPECT_EQ(parse(R"({"id": "a", "prompt": "p", "image": "cat.png", "width": 1000, "height": 500})",
+                  defaults, dir.path())[0]
+                .width,
+            1000);
+  error = errors_of(R"({"id": "a", "prompt": "p", "image": "cat.png", "frames": 8})", defaults,
+                    dir.path())
+              .at(0);
+  EXPECT_EQ(error.rfind("m.jsonl:1: frames: 8 is not 4k+1", 0), 0u) << error;
+  error =
+      errors_of(R"({"id": "a", "prompt": "p", "width": 1000, "height": 512})", defaults, dir.path())
+          .at(0);
+  EXPECT_EQ(error.rfind("m.jsonl:1: width: 1000 is not a positive multiple of 32", 0), 0u) << error;
+}
+
+// Wan2.1 I2V's generate.py: shift 3 at 832×480 and 480×832 unless the item gives one; Wan2.2's
+// I2V-A14B (two experts) keeps 5 everywhere.
+TEST(Manifest, WanTwoOneImageToVideoShiftsLessAt480p) {
+  TempDir dir;
+  dir.write("cat.png", "png");
+  const model::wan::DitConfig i2v = model::wan::preset("tiny-i2v-clip");
+  const model::wan::GenerationDefaults generation = model::wan::generation_defaults(i2v, false);
+  const JobDefaults defaults = job_defaults(generation, i2v, false, false);
+  const auto items =
+      parse(R"({"id": "a", "prompt": "p", "image": "cat.png"})"
+            "\n"
+            R"({"id": "b", "prompt": "p", "image": "cat.png", "width": 480, "height": 832})"
+            "\n"
+            R"({"id": "c", "prompt": "p", "image": "cat.png", "shift": 4})"
+            "\n"
+            R"({"id": "d", "prompt": "p", "image": "cat.png", "width": 1280, "height": 720})",
+            defaults, dir.path());
+  ASSERT_EQ(items.size(), 4u);
+  EXPECT_EQ(items[0].shift, 3.0);
+  EXPECT_EQ(items[1].shift, 3.0);
+  EXPECT_EQ(items[2].shift, 4.0);
+  EXPECT_EQ(items[3].shift, 5.0);
+  EXPECT_EQ(items[0].steps, 40);
+  const JobDefaults a14b =
+      job_defaults(model::wan::generation_defaults(i2v, true), i2v, true, false);
+  EXPECT_EQ(parse(R"({"id": "a", "prompt": "p", "image": "cat.png"})", a14b, dir.path())[0].shift,
+            5.0);
+  EXPECT_FALSE(job_defaults(generation, i2v, false, true).shift_480p);  // Lightning: its own
 }
 
 TEST(Manifest, UnreadableFileIsAnError) {

@@ -68,6 +68,35 @@ TEST_F(RunOutputs, RecordMustMatchTheItemAsItNowReads) {
   }
 }
 
+// An image item's record holds the size its image gave: it matches by its image and pixel
+// budget, and the latents file keeps both.
+TEST_F(RunOutputs, AnImageItemMatchesByItsImageAndBudget) {
+  ManifestItem item = fox();
+  item.image = "/data/fox.png";
+  io::LatentsRecord record = record_of(item);
+  record.width = 80;  // what the image gave within 64×48
+  record.height = 32;
+  record.image = item.image;
+  record.max_area = 64 * 48;
+  EXPECT_TRUE(record_matches(record, item));
+  for (auto change : std::vector<void (*)(ManifestItem&)>{
+           [](ManifestItem& i) { i.image = "/data/wolf.png"; },
+           [](ManifestItem& i) { i.width = 96; }, [](ManifestItem& i) { i.image.clear(); }}) {
+    ManifestItem changed = item;
+    change(changed);
+    EXPECT_FALSE(record_matches(record, changed));
+  }
+  EXPECT_FALSE(record_matches(record_of(fox()), item));  // made without the image
+
+  io::write_latents_file(latents_path(dir_, item),
+                         core::Tensor::zeros({16, 3, 2, 5}, core::DType::F32), record);
+  const io::LatentsRecord read = io::read_latents_file(latents_path(dir_, item)).record;
+  EXPECT_EQ(read.image, item.image);
+  EXPECT_EQ(read.max_area, 64 * 48);
+  EXPECT_EQ(read.width, 80);
+  EXPECT_TRUE(item_complete(dir_, item, false));
+}
+
 TEST_F(RunOutputs, CompleteNeedsBothFilesAndAMatchingRecord) {
   const ManifestItem item = fox();
   EXPECT_FALSE(item_complete(dir_, item, true));
@@ -124,7 +153,10 @@ TEST_F(RunOutputs, ReportListsEveryItemInManifestOrderWithTotals) {
   EXPECT_EQ(j["totals"]["pending"], 1);
   EXPECT_EQ(j["totals"]["running"], 1);
 
-  report.record(result("item0", 0, "done", 1));
+  ItemResult done = result("item0", 0, "done", 1);
+  done.width = 80;  // the size as made (an image item's follows its image)
+  done.height = 32;
+  report.record(done);
   ItemResult b = result("item1", 1, "failed", 0);
   b.reason = "NaN";
   report.record(b);
@@ -137,6 +169,8 @@ TEST_F(RunOutputs, ReportListsEveryItemInManifestOrderWithTotals) {
   ASSERT_EQ(j["items"].size(), 3u);
   EXPECT_EQ(j["items"][1]["id"], "item1");
   EXPECT_EQ(j["items"][1]["reason"], "NaN");
+  EXPECT_EQ(j["items"][0]["size"], (nlohmann::json{{"width", 80}, {"height", 32}}));
+  EXPECT_FALSE(j["items"][1].contains("size"));
   EXPECT_EQ(j["items"][0]["group"], 1);
   EXPECT_EQ(j["items"][2]["line"], 3);
   EXPECT_EQ(j["totals"]["items"], 3);

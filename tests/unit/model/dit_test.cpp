@@ -122,6 +122,29 @@ TEST(WanDit, GuidanceBatchMatchesSinglePasses) {
   }
 }
 
+// --offload model: the weights leave for host memory and come back as the same numbers; an
+// offloaded model refuses to run.
+TEST(WanDit, OffloadedModelComesBackUnchanged) {
+  auto io = io::SafetensorsFile::open(fixture("dit_i2v_clip.io.safetensors"));
+  const core::Context ctx = core::Context::cpu();
+  WanDit dit = load_dit(fixture("dit_i2v_clip.weights.safetensors"), ctx,
+                        DitLoadOptions::with_num_heads(std::stoll(io->metadata().at("num_heads"))));
+  const DitInput input = read_dit_input(*io);
+  const core::Shape shape = io->tensor("velocity").shape();
+  core::Tensor before = core::Tensor::empty(shape, core::DType::F32);
+  dit.forward(ctx, input, before);
+  const size_t bytes = dit.resident_weight_bytes();
+  dit.set_resident(false);
+  EXPECT_FALSE(dit.resident());
+  EXPECT_EQ(dit.resident_weight_bytes(), 0u);
+  core::Tensor after = core::Tensor::empty(shape, core::DType::F32);
+  EXPECT_THROW(dit.forward(ctx, input, after), Error);
+  dit.set_resident(true);
+  EXPECT_EQ(dit.resident_weight_bytes(), bytes);
+  dit.forward(ctx, input, after);
+  EXPECT_EQ(after.to_floats(), before.to_floats());
+}
+
 TEST(WanDit, RejectsInputsThatDoNotFit) {
   const core::Context ctx = core::Context::cpu();
   WanDit dit =

@@ -107,6 +107,37 @@ TEST_P(SamplingLoop, MatchesTheReferenceLoop) {
 
 INSTANTIATE_TEST_SUITE_P(Reference, SamplingLoop,
                          ::testing::Values("unipc_moe_cfg", "dpm_cfg", "euler_moe_nocfg"));
+// Image-conditioned loops: TI2V (textimage2video.py: the image latent as latent frame 0 before the
+// loop and after every step, timestep 0 on its tokens) and I2V-A14B (y, two experts, boundary
+// 0.9).
+INSTANTIATE_TEST_SUITE_P(Image, SamplingLoop, ::testing::Values("ti2v_unipc_cfg", "i2v_moe_cfg"));
+
+// The TI2V loop ends with the image latent as frame 0, bit for bit (it is copied in, not mixed).
+TEST(SamplingLoopTi2v, KeepsTheFirstFrameExactly) {
+  const core::Context ctx = core::Context::cpu();
+  wanbatch::testing::SamplingCase c("ti2v_unipc_cfg", ctx);
+  const SampleResult result = c.sample(ctx);
+  const Tensor& first = c.conditions.first_frame;
+  std::vector<float> frame0;
+  const std::vector<float> all = result.latents.to_floats();
+  const int64_t frames = result.latents.dim(1),
+                plane = result.latents.dim(2) * result.latents.dim(3);
+  for (int64_t ch = 0; ch < result.latents.dim(0); ++ch) {
+    const auto begin = all.begin() + ch * frames * plane;
+    frame0.insert(frame0.end(), begin, begin + plane);
+  }
+  EXPECT_EQ(frame0, first.to_floats());
+}
+
+TEST(SamplingLoopTi2v, RejectsAFirstFrameThatDoesNotFit) {
+  const core::Context ctx = core::Context::cpu();
+  wanbatch::testing::SamplingCase c("ti2v_unipc_cfg", ctx);
+  c.options.steps = 1;
+  c.conditions.first_frame = Tensor::zeros({48, 2, 4, 6}, core::DType::F32);
+  EXPECT_THROW(c.sample(ctx), Error);
+  c.conditions.first_frame = Tensor::zeros({48, 1, 4, 4}, core::DType::F32);
+  EXPECT_THROW(c.sample(ctx), Error);
+}
 
 TEST(LatentShape, FollowsTheVaeStrideAndRejectsSizesThatDoNotFit) {
   EXPECT_EQ(latent_shape(16, 832, 480, 81), (core::Shape{16, 21, 60, 104}));
