@@ -186,16 +186,22 @@ ItemResult ItemPipeline::run(const ManifestItem& item, size_t index, const fs::p
     options.offload_models = options_.offload_models;
     const bool guided = options.guide_scale != 1.0 ||
                         (m.high && options.guide_scale_high.value_or(options.guide_scale) != 1.0);
+    // Sharded (with the DiT's shard group), the encoder runs collectively, so the group's ranks
+    // must miss the cache together. They see the same texts in the same order, but with a disk
+    // cache another group may write a prompt's file between two ranks' looks: they agree first,
+    // and any rank's miss makes all of them encode.
+    parallel::Comm* const text_shards = options_.low_load.shard_comm;
     auto encode = [&](const std::string& text) {
-      return m.cache->get(text, [&] {
+      std::optional<model::wan::TextEmbedding> found = m.cache->find(text);
+      if (text_shards && group.size() > 1) {
+        Tensor missed = Tensor::from_vector(std::vector<int64_t>{found ? 0 : 1}, {1});
+        group.all_reduce_sum(missed);
+        if (missed.data<int64_t>()[0] > 0) found.reset();
+      }
+      if (found) return *found;
+      model::wan::TextEmbedding e = [&] {
         if (!m.encoder) {
-          // Sharded, the encoder runs collectively over the DiT's shard group, whose ranks must
-          // then miss the cache together: so they do with the in-memory cache (each sees the same
-          // texts in the same order), not with a disk cache (another group may write a file
-          // between two ranks' looks), so with --embedding-cache every rank holds it whole.
-          m.encoder.emplace(model::wan::load_t5_encoder(
-              options_.t5, ctx_,
-              options_.embedding_cache.empty() ? options_.low_load.shard_comm : nullptr));
+          m.encoder.emplace(model::wan::load_t5_encoder(options_.t5, ctx_, text_shards));
           WB_CHECK(m.tokenizer->vocab_size() <= m.encoder->config().vocab, options_.tokenizer, ": ",
                    m.tokenizer->vocab_size(), " pieces, more than the ", m.encoder->config().vocab,
                    " embeddings of ", options_.t5);
@@ -207,7 +213,9 @@ ItemResult ItemPipeline::run(const ManifestItem& item, size_t index, const fs::p
         m.encoder->set_resident(true);
         e.context = m.encoder->encode(ctx_, e.ids, tokens.length).to(core::Device::cpu());
         return e;
-      });
+      }();
+      m.cache->insert(text, e);
+      return e;
     };
     conditions.context = encode(item.prompt).context;
     if (guided) conditions.context_null = encode(item.negative_prompt).context;

@@ -4,16 +4,17 @@
 
 namespace wanbatch::parallel {
 
-WeightStream::WeightStream(const core::Context& ctx, const std::vector<std::vector<Group>>& blocks,
+WeightStream::WeightStream(const core::Context& ctx, int64_t blocks, const BlockSource& source,
                            const std::vector<core::DType>& dtypes, Placement placement)
     : placement_(placement), groups_(dtypes.size()), device_(ctx.device()) {
-  WB_CHECK(!blocks.empty() && groups_ >= 1 && groups_ <= 2,
+  WB_CHECK(blocks > 0 && groups_ >= 1 && groups_ <= 2,
            "weight stream: needs blocks and 1 or 2 groups");
   if (placement_.shard && placement_.shard->size() == 1) placement_.shard = nullptr;
   WB_CHECK(sharded() || placement_.offload, "weight stream: neither sharded nor offloaded");
   const int rank = sharded() ? placement_.shard->rank() : 0;
   const int ranks = sharded() ? placement_.shard->size() : 1;
-  for (const auto& block : blocks) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    const std::vector<Group> block = source(b);
     WB_CHECK(block.size() == groups_, "weight stream: a block has ", block.size(), " groups, not ",
              groups_);
     auto& shards = shards_.emplace_back();

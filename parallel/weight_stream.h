@@ -11,6 +11,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -33,10 +34,14 @@ class WeightStream {
     bool offload = false;   // keep the weights in pinned host memory
   };
 
-  // blocks[b][g]: block b's group g, converted to dtypes[g]. Every rank of placement.shard builds
-  // its stream together and acquires the same blocks in the same order; the communicator must
-  // outlive the stream.
-  WeightStream(const core::Context& ctx, const std::vector<std::vector<Group>>& blocks,
+  // Block b's groups, asked for once per block in order (so a caller that makes them on the fly,
+  // e.g. merging LoRAs, holds one block at a time).
+  using BlockSource = std::function<std::vector<Group>(int64_t block)>;
+
+  // `blocks` blocks from `source`, group g converted to dtypes[g]. Every rank of placement.shard
+  // builds its stream together and acquires the same blocks in the same order; the communicator
+  // must outlive the stream.
+  WeightStream(const core::Context& ctx, int64_t blocks, const BlockSource& source,
                const std::vector<core::DType>& dtypes, Placement placement);
 
   // Block `index`'s weights on the device, one flat buffer per group (cut with view()); valid

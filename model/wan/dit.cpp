@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/ops.h"
 #include "core/profiler.h"
+#include "model/wan/lora.h"
 #include "model/wan/weight_layout.h"
 #include "parallel/topology.h"
 
@@ -26,7 +27,8 @@ constexpr int64_t kClipTokens = 257;
 }  // namespace
 
 WanDit::WanDit(const DitConfig& config, const Weights& weights, const core::Context& ctx,
-               DType gemm_dtype, parallel::Comm* shard_comm, bool offload_blocks)
+               DType gemm_dtype, parallel::Comm* shard_comm, bool offload_blocks,
+               const LoraUpdates* loras)
     : config_(config), gemm_dtype_(gemm_dtype), device_(ctx.device()) {
   WB_CHECK(gemm_dtype == DType::F32 || gemm_dtype == DType::BF16 || gemm_dtype == DType::F16,
            "DiT: GEMMs in ", core::dtype_name(gemm_dtype), " are not supported (f32, bf16, f16)");
@@ -41,7 +43,8 @@ WanDit::WanDit(const DitConfig& config, const Weights& weights, const core::Cont
     WB_CHECK(it != weights.end(), "DiT weights: tensor '", name, "' is missing");
     WB_CHECK(it->second.shape() == expected.at(name), "DiT weights: tensor '", name, "' is ",
              it->second.describe(), ", expected ", core::shape_str(expected.at(name)));
-    return it->second.to(dtype).to(ctx.device());
+    const Tensor merged = loras ? loras->apply(name, it->second) : it->second;
+    return merged.to(dtype).to(ctx.device());
   };
   auto linear = [&](const std::string& name) {
     return Linear{get(name + ".weight", gemm_dtype), get(name + ".bias", gemm_dtype)};
@@ -93,10 +96,9 @@ WanDit::WanDit(const DitConfig& config, const Weights& weights, const core::Cont
     for (const auto& [other, slot] : slots_) index += slot.first == group;
     slots_[suffix] = {group, index};
   }
-  std::vector<std::vector<parallel::WeightStream::Group>> blocks;
-  for (int64_t i = 0; i < config.num_layers; ++i) {
+  auto block_source = [&](int64_t i) {
     const std::string p = "blocks." + std::to_string(i) + ".";
-    auto& members = blocks.emplace_back(2);
+    std::vector<parallel::WeightStream::Group> members(2);
     for (const auto& [suffix, slot] : slots_) members[slot.first].resize(slot.second + 1);
     for (const auto& [suffix, slot] : slots_) {
       auto it = weights.find(p + suffix);
@@ -104,10 +106,13 @@ WanDit::WanDit(const DitConfig& config, const Weights& weights, const core::Cont
       WB_CHECK(it->second.shape() == expected.at(p + suffix), "DiT weights: tensor '", p + suffix,
                "' is ", it->second.describe(), ", expected ",
                core::shape_str(expected.at(p + suffix)));
-      members[slot.first][slot.second] = {suffix, it->second};
+      // Merged here, one block at a time: the stream keeps only this rank's slice of it.
+      members[slot.first][slot.second] = {
+          suffix, loras ? loras->apply(p + suffix, it->second) : it->second};
     }
-  }
-  stream_.emplace(ctx, blocks, std::vector<DType>{gemm_dtype, DType::F32},
+    return members;
+  };
+  stream_.emplace(ctx, config.num_layers, block_source, std::vector<DType>{gemm_dtype, DType::F32},
                   parallel::WeightStream::Placement{shard_comm, offload_blocks});
 }
 

@@ -20,6 +20,8 @@
 
 namespace wanbatch::model::wan {
 
+class LoraUpdates;
+
 // One sample's inputs. latent [C, F, H, W]; timestep [1] or one value per token [f·h·w] (TI2V);
 // context [n, text_dim] with 1 ≤ n ≤ text_len (unpadded); y [C', F, H, W] for I2V; clip
 // [257, image_dim] CLIP features for the Wan2.1 image branch.
@@ -50,9 +52,12 @@ class WanDit {
   // With `offload_blocks` (--offload blocks) the blocks' parameters (or this rank's shards) wait
   // in pinned host memory and are copied to the device a block ahead of their use, on a copy
   // stream (parallel/weight_stream.h).
+  //
+  // `loras` (optional) are added to each tensor just before it is converted (model/wan/lora.h),
+  // so the host holds one merged tensor (resident) or one merged block (sharded) at a time.
   WanDit(const DitConfig& config, const Weights& weights, const core::Context& ctx,
          core::DType gemm_dtype = core::DType::F32, parallel::Comm* shard_comm = nullptr,
-         bool offload_blocks = false);
+         bool offload_blocks = false, const LoraUpdates* loras = nullptr);
 
   const DitConfig& config() const { return config_; }
   core::DType gemm_dtype() const { return gemm_dtype_; }

@@ -62,10 +62,13 @@ WanDit load_dit(const std::string& path, const core::Context& ctx, const DitLoad
   std::map<std::string, core::Shape> shapes;
   for (const auto& [name, tensor] : weights) shapes[name] = tensor.shape();
   const DitConfig config = detect_named(path, shapes, options.num_heads);
-  merge_loras(weights, options.loras, options.lora_lenient);
+  // Checked now, added tensor by tensor as the model takes its weights (one block at a time when
+  // sharded), so no rank holds the whole merged model.
+  const LoraUpdates loras(weights, options.loras, options.lora_lenient);
   const core::DType gemm_dtype =
       options.gemm_dtype.value_or(ctx.device().is_cuda() ? core::DType::BF16 : core::DType::F32);
-  return WanDit(config, weights, ctx, gemm_dtype, options.shard_comm, options.offload_blocks);
+  return WanDit(config, weights, ctx, gemm_dtype, options.shard_comm, options.offload_blocks,
+                &loras);
 }
 
 }  // namespace wanbatch::model::wan

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 
@@ -73,22 +74,6 @@ class KohyaNames {
   std::map<std::string, std::string> modules_;
 };
 
-// A weight as an fp32 host copy of our own the first time it is updated (the loaded one may be a
-// read-only view of a mapped file, or bf16), so updates can go in place.
-class WritableWeights {
- public:
-  explicit WritableWeights(WanDit::Weights& weights) : weights_(weights) {}
-  Tensor& operator()(const std::string& name) {
-    Tensor& t = weights_.at(name);
-    if (copied_.insert(name).second) t = t.to(core::Device::cpu()).to(DType::F32).clone();
-    return t;
-  }
-
- private:
-  WanDit::Weights& weights_;
-  std::set<std::string> copied_;
-};
-
 }  // namespace
 
 LoraFile parse_lora_argument(const std::string& argument) {
@@ -104,19 +89,19 @@ LoraFile parse_lora_argument(const std::string& argument) {
   return lora;
 }
 
-void merge_loras(WanDit::Weights& weights, const std::vector<LoraFile>& loras, bool lenient) {
-  const core::Context cpu = core::Context::cpu();
-  WritableWeights writable(weights);
+LoraUpdates::LoraUpdates(const WanDit::Weights& weights, const std::vector<LoraFile>& loras,
+                         bool lenient) {
   const KohyaNames kohya(weights);
   for (const LoraFile& lora : loras) {
-    auto file = io::SafetensorsFile::open(lora.path);
+    files_.push_back(io::SafetensorsFile::open(lora.path));
+    const io::SafetensorsFile& file = *files_.back();
     auto problem = [&](const std::string& key, const std::string& what) {
       const std::string message = lora.path + ": LoRA key '" + key + "' " + what;
       if (!lenient) throw Error(message + " (use --lora-lenient to skip such keys)");
       WB_LOG(warning) << message << "; skipped";
     };
     std::map<std::string, ModuleUpdate> modules;
-    for (const std::string& key : file->names()) {
+    for (const std::string& key : file.names()) {
       auto [module, role] = split_key(key);
       const std::optional<std::string> flat = kohya.official(module);
       ModuleUpdate& m = modules[flat ? *flat : official_dit_name(module)];
@@ -146,9 +131,8 @@ void merge_loras(WanDit::Weights& weights, const std::vector<LoraFile>& loras, b
         } else if (!weights.count(weight_name)) {
           problem(key, "matches no weight of the model (looked for '" + weight_name + "')");
         } else {
-          const Tensor down = file->tensor(m.down).to(DType::F32);
-          const Tensor up = file->tensor(m.up).to(DType::F32);
-          Tensor& w = writable(weight_name);
+          const Tensor down = file.tensor(m.down), up = file.tensor(m.up);
+          const Tensor& w = weights.at(weight_name);
           const int64_t rank = down.dim(0);
           if (down.ndim() != 2 || up.ndim() != 2 || up.dim(1) != rank || w.ndim() != 2 ||
               up.dim(0) != w.dim(0) || down.dim(1) != w.dim(1)) {
@@ -156,11 +140,8 @@ void merge_loras(WanDit::Weights& weights, const std::vector<LoraFile>& loras, b
                              " that do not fit " + weight_name + " " + w.describe());
           } else {
             float scale = lora.strength;
-            if (!m.alpha.empty()) scale *= file->tensor(m.alpha).to_floats().at(0) / rank;
-            Tensor delta = Tensor::empty(w.shape(), DType::F32);
-            core::ops::matmul(cpu, up, down, delta);
-            core::ops::scale(cpu, delta, scale, delta);
-            core::ops::add(cpu, w, delta, w);
+            if (!m.alpha.empty()) scale *= file.tensor(m.alpha).to_floats().at(0) / rank;
+            updates_[weight_name].push_back({up, down, scale});
             ++merged;
           }
         }
@@ -174,23 +155,46 @@ void merge_loras(WanDit::Weights& weights, const std::vector<LoraFile>& loras, b
           problem(key, "matches no tensor of the model (looked for '" + target + "')");
           return;
         }
-        Tensor& w = writable(target);
-        const Tensor diff = file->tensor(key).to(DType::F32);
+        const Tensor diff = file.tensor(key);
+        const Tensor& w = weights.at(target);
         if (diff.numel() != w.numel()) {
           problem(key, "has shape " + diff.describe() + ", " + target + " is " + w.describe());
           return;
         }
-        Tensor update = Tensor::empty(w.shape(), DType::F32);
-        core::ops::scale(cpu, diff.reshape(w.shape()), lora.strength, update);
-        core::ops::add(cpu, w, update, w);
+        updates_[target].push_back({diff.reshape(w.shape()), Tensor(), lora.strength});
         ++merged;
       };
       if (!m.diff.empty()) add_delta(m.diff, weights.count(weight_name) ? weight_name : module);
       if (!m.diff_b.empty()) add_delta(m.diff_b, module + ".bias");
     }
-    WB_LOG(info) << "merged LoRA " << lora.path << " (strength " << lora.strength << "): " << merged
-                 << " tensors updated";
+    WB_LOG(info) << "LoRA " << lora.path << " (strength " << lora.strength << "): " << merged
+                 << " tensors to update";
   }
+}
+
+bool LoraUpdates::touches(const std::string& name) const { return updates_.count(name) > 0; }
+
+Tensor LoraUpdates::apply(const std::string& name, const Tensor& base) const {
+  const auto it = updates_.find(name);
+  if (it == updates_.end()) return base;
+  const core::Context cpu = core::Context::cpu();
+  Tensor w = base.to(core::Device::cpu()).to(DType::F32).clone();
+  Tensor delta = Tensor::empty(w.shape(), DType::F32);
+  for (const Update& u : it->second) {
+    if (u.down.defined()) {  // low rank: scale · up · down
+      core::ops::matmul(cpu, u.up.to(DType::F32), u.down.to(DType::F32), delta);
+      core::ops::scale(cpu, delta, u.scale, delta);
+    } else {  // a full delta
+      core::ops::scale(cpu, u.up.to(DType::F32), u.scale, delta);
+    }
+    core::ops::add(cpu, w, delta, w);
+  }
+  return w;
+}
+
+void merge_loras(WanDit::Weights& weights, const std::vector<LoraFile>& loras, bool lenient) {
+  const LoraUpdates updates(weights, loras, lenient);
+  for (auto& [name, tensor] : weights) tensor = updates.apply(name, tensor);
 }
 
 }  // namespace wanbatch::model::wan

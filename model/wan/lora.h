@@ -2,8 +2,12 @@
 // W += strength·(alpha/rank)·up·down, and full "diff" deltas, added in fp32 to the named weights.
 #pragma once
 
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "io/safetensors.h"
 
 #include "model/wan/dit.h"
 
@@ -16,6 +20,28 @@ struct LoraFile {
 
 // Parses "PATH" or "PATH:STRENGTH" (the command-line form); throws on a bad strength.
 LoraFile parse_lora_argument(const std::string& argument);
+
+// The updates of a set of LoRAs to a model's weights (official names), checked against their
+// names and shapes when made and added one tensor at a time when asked, so that a model built
+// block by block (sharded: each rank keeps a slice of every block) never holds more than one
+// merged block at once. Key styles, checks and errors as merge_loras below.
+class LoraUpdates {
+ public:
+  LoraUpdates(const WanDit::Weights& weights, const std::vector<LoraFile>& loras,
+              bool lenient = false);
+  bool touches(const std::string& name) const;
+  // `base` (the tensor `name`) with its updates added, as a new fp32 host tensor; `base` itself
+  // when no update touches it.
+  core::Tensor apply(const std::string& name, const core::Tensor& base) const;
+
+ private:
+  struct Update {
+    core::Tensor up, down;  // a low-rank pair [out, r], [r, in]; or `up` alone, a full delta
+    float scale = 1.0f;
+  };
+  std::vector<std::shared_ptr<io::SafetensorsFile>> files_;  // keeps the LoRA tensors mapped
+  std::map<std::string, std::vector<Update>> updates_;
+};
 
 // Merges every LoRA into `weights` (official names). Accepted key styles, each with or without a
 // `diffusion_model.` / `model.diffusion_model.` / `transformer.` prefix, with official or

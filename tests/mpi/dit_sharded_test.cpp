@@ -93,6 +93,35 @@ TEST_P(DitSharded, EqualsTheUnshardedForwardBitForBit) {
   }
 }
 
+// A LoRA is merged block by block as the shards are cut (no rank holds the whole merged model):
+// the sharded model with the LoRA equals the unsharded one with it, bit for bit, and matches the
+// reference's merged forward.
+TEST(DitShardedLora, EqualsTheUnshardedMergedModel) {
+  parallel::MpiRuntime runtime;
+  const std::unique_ptr<parallel::Comm> world = parallel::world(runtime);
+  const core::Context ctx = core::Context::cpu();
+  auto io = io::SafetensorsFile::open(testing::fixture_path("dit_lora.io.safetensors"));
+  const DitInput input = testing::read_dit_input(*io);
+  const core::Shape shape = io->tensor("velocity").shape();
+  auto options =
+      model::wan::DitLoadOptions::with_num_heads(std::stoll(io->metadata().at("num_heads")));
+  options.loras.push_back({testing::fixture_path("dit_lora.lora.safetensors"),
+                           std::stof(io->metadata().at("lora_strength"))});
+  const std::string weights = testing::fixture_path("dit_lora.weights.safetensors");
+  model::wan::WanDit whole = model::wan::load_dit(weights, ctx, options);
+  options.shard_comm = world.get();
+  model::wan::WanDit sharded = model::wan::load_dit(weights, ctx, options);
+  Tensor want = Tensor::empty(shape, core::DType::F32);
+  whole.forward(ctx, input, want);
+  Tensor got = Tensor::empty(shape, core::DType::F32);
+  core::ops::fill(ctx, got, std::nanf(""));
+  sharded.forward(ctx, input, got);
+  EXPECT_EQ(got.to_floats(), want.to_floats());
+  // 1e-5: the reference tests' bound for fp32 forwards (tests/unit/model/dit_test.cpp).
+  EXPECT_TRUE(
+      testing::matches_reference(got.to_floats(), io->tensor("velocity").to_floats(), 1e-5));
+}
+
 // On GPUs, one per rank, the shards gathered over NCCL: against the unsharded model on the same
 // GPU. The gathered weights are the same numbers, but views into one buffer may be aligned
 // differently, and cuBLASLt may then pick another algorithm: 1e-5 relative for fp32 GEMMs, 1e-2

@@ -123,6 +123,12 @@ TEST_F(ParallelRun, RunGivesTheSameLatentsOnEverySplit) {
         Split{4, "--ulysses 2", "dp2sp2", "dp 2 × cfg 1 × sp 2"},
         Split{2, "--ulysses 2 --shard-weights off", "sp2whole", "dp 1 × cfg 1 × sp 2"},
         Split{2, "--ulysses 2 --offload blocks,model", "sp2offload", "dp 1 × cfg 1 × sp 2"},
+        // The sharded text encoder with a disk cache: encoded (and written) by the first run,
+        // read back by the second.
+        Split{2, "--ulysses 2 --embedding-cache " + path("cache"), "sp2cache",
+              "dp 1 × cfg 1 × sp 2"},
+        Split{2, "--ulysses 2 --embedding-cache " + path("cache"), "sp2cached",
+              "dp 1 × cfg 1 × sp 2"},
         Split{4, "--ulysses 4", "sp4", "dp 1 × cfg 1 × sp 4"},
         Split{4, "--ulysses 2 --cfg-parallel", "cfg2sp2", "dp 1 × cfg 2 × sp 2"}}) {
     SCOPED_TRACE(s.name);
