@@ -91,7 +91,10 @@ std::string memory_estimate(const model::wan::DitConfig& c,
   const double weights =
       (loaded_gib(dit, dit_bytes) + (high.empty() ? 0 : loaded_gib(high, dit_bytes))) /
       (sharded ? topology.sp : 1);
-  const double text = loaded_gib(t5), decoder = vae.empty() ? 0 : loaded_gib(vae);
+  // The text encoder's layers are sharded with the DiT's blocks (its token embedding is a host
+  // view either way, counted here all the same: an upper bound).
+  const double text = loaded_gib(t5) / (sharded ? topology.sp : 1);
+  const double decoder = vae.empty() ? 0 : loaded_gib(vae);
   const double image = clip.empty() ? 0 : loaded_gib(clip);
   char line[360];
   std::snprintf(line, sizeof line,
