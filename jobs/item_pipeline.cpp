@@ -131,7 +131,12 @@ void ItemPipeline::load() {
                        ? " (blocks sharded over " + std::to_string(o.low_load.shard_comm->size()) +
                              " ranks)"
                        : std::string())
-               << ", peak memory " << static_cast<double>(core::peak_bytes(ctx_)) / kGiB << " GiB ("
+               << ", "
+               << static_cast<double>(m->low->host_weight_bytes() +
+                                      (m->high ? m->high->host_weight_bytes() : 0)) /
+                      kGiB
+               << " GiB in host memory (--offload), peak memory "
+               << static_cast<double>(core::peak_bytes(ctx_)) / kGiB << " GiB ("
                << (ctx_.device().is_cuda() ? ctx_.device().str() : "host") << ")";
   models_ = std::move(m);
 }
@@ -154,12 +159,28 @@ ItemResult ItemPipeline::run(const ManifestItem& item, size_t index, const fs::p
   r.rank = world_.rank();
   r.group = groups_.topology.dp_index;
   const auto item_start = Clock::now();
+  // The DiTs' memory as sampling leaves it (before --offload model moves them for the decode).
+  bool memory_noted = false;
+  const auto note_memory = [&] {
+    size_t buffers = 0, host = 0, activations = 0;
+    for (const auto* dit : {&m.low, &m.high}) {
+      if (!dit->has_value()) continue;
+      buffers += (*dit)->weight_buffer_bytes();
+      host += (*dit)->host_weight_bytes();
+      activations += (*dit)->activation_bytes();
+    }
+    r.weight_buffers_gib = static_cast<double>(buffers) / kGiB;
+    r.host_weights_gib = static_cast<double>(host) / kGiB;
+    r.activations_gib = static_cast<double>(activations) / kGiB;
+    memory_noted = true;
+  };
   const auto finish = [&](const std::string& status, const std::string& reason) {
     r.status = status;
     r.reason = reason;
     r.total_seconds = seconds_since(item_start);
     r.memory_of = ctx_.device().is_cuda() ? ctx_.device().str() : "host";
     r.weights_gib = static_cast<double>(m.weight_bytes) / kGiB;
+    if (!memory_noted) note_memory();
     r.peak_gib = static_cast<double>(core::peak_bytes(ctx_)) / kGiB;
     if (status == "failed") {
       WB_LOG(error) << item.id << " (line " << item.line << ") failed: " << reason;
@@ -265,6 +286,7 @@ ItemResult ItemPipeline::run(const ManifestItem& item, size_t index, const fs::p
     return finish("failed", e.what());
   }
   r.sample_seconds = seconds_since(t);
+  note_memory();
   if (!leader) return finish("done", "");
 
   // The leader checks and writes.

@@ -22,7 +22,9 @@ json result_json(const ItemResult& r) {
           {"video", r.video},
           {"rank", r.rank},
           {"group", r.group},
-          {"memory", {r.memory_of, r.weights_gib, r.peak_gib}},
+          {"memory",
+           {r.memory_of, r.weights_gib, r.peak_gib, r.weight_buffers_gib, r.host_weights_gib,
+            r.activations_gib}},
           {"size", {r.width, r.height}}};
 }
 
@@ -45,6 +47,9 @@ ItemResult result_from_json(const json& j) {
   r.memory_of = memory.at(0).get<std::string>();
   r.weights_gib = memory.at(1).get<double>();
   r.peak_gib = memory.at(2).get<double>();
+  r.weight_buffers_gib = memory.at(3).get<double>();
+  r.host_weights_gib = memory.at(4).get<double>();
+  r.activations_gib = memory.at(5).get<double>();
   r.width = j.at("size").at(0).get<int64_t>();
   r.height = j.at("size").at(1).get<int64_t>();
   return r;

@@ -31,8 +31,12 @@ json to_json(const ItemResult& r, int64_t line) {
                     {"total", r.total_seconds}};
   }
   if (!r.memory_of.empty()) {
-    j["memory"] = {
-        {"of", r.memory_of}, {"dit_weights_gib", r.weights_gib}, {"peak_gib", r.peak_gib}};
+    j["memory"] = {{"of", r.memory_of},
+                   {"dit_weights_gib", r.weights_gib},
+                   {"dit_weight_buffers_gib", r.weight_buffers_gib},
+                   {"dit_host_weights_gib", r.host_weights_gib},
+                   {"dit_activations_gib", r.activations_gib},
+                   {"peak_gib", r.peak_gib}};
   }
   if (!r.reason.empty()) j["reason"] = r.reason;
   if (r.width > 0) j["size"] = {{"width", r.width}, {"height", r.height}};

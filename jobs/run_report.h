@@ -31,6 +31,9 @@ struct ItemResult {
   // Memory on the leader: the DiT weights it holds (its shards when sharded) and the peak so far
   // (the GPU's tensors, or the host's resident set on the CPU backend).
   double weights_gib = 0, peak_gib = 0;
+  // Of those weights, the buffers blocks are gathered or copied into; the weights waiting in
+  // host memory (--offload); the DiT's activation buffers (the experts' together).
+  double weight_buffers_gib = 0, host_weights_gib = 0, activations_gib = 0;
   std::string memory_of;  // "cuda:0", "host"
   // The video's size as made (an image item's follows its image); 0 until the item has run.
   int64_t width = 0, height = 0;

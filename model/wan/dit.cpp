@@ -201,6 +201,70 @@ size_t WanDit::resident_block_bytes() const {
   return bytes;
 }
 
+size_t WanDit::host_weight_bytes() const {
+  size_t bytes = offloaded_block_bytes();
+  if (resident_) return bytes;
+  for (const Tensor* t : const_cast<WanDit*>(this)->outer_tensors()) {
+    if (t->defined()) bytes += t->nbytes();
+  }
+  for (const Block& b : blocks_) {
+    for (const Tensor* t : block_tensors(const_cast<Block&>(b))) {
+      if (t->defined()) bytes += t->nbytes();
+    }
+  }
+  return bytes;
+}
+
+size_t WanDit::activation_bytes() const {
+  const Buffers& b = buffers_;
+  size_t bytes = 0;
+  for (const Tensor* t : {&b.x,
+                          &b.normed,
+                          &b.q,
+                          &b.k,
+                          &b.v,
+                          &b.attn,
+                          &b.proj,
+                          &b.hidden,
+                          &b.ctx_k,
+                          &b.ctx_v,
+                          &b.img_k,
+                          &b.img_v,
+                          &b.cross_attn,
+                          &b.img_attn,
+                          &b.e,
+                          &b.e0,
+                          &b.e0_act,
+                          &b.e0_grouped,
+                          &b.modulation,
+                          &b.head_shift,
+                          &b.head_scale,
+                          &b.head_out,
+                          &b.text,
+                          &b.text_hidden,
+                          &b.text_padded,
+                          &b.img,
+                          &b.img_hidden,
+                          &b.img_normed,
+                          &b.input_cat,
+                          &b.patches,
+                          &b.sinusoid,
+                          &b.timestep,
+                          &b.head_in,
+                          &b.q_heads,
+                          &b.k_heads,
+                          &b.v_heads,
+                          &b.attn_heads,
+                          &b.head_all,
+                          &b.exchange.send,
+                          &b.exchange.recv,
+                          &b.gather.send,
+                          &b.gather.recv}) {
+    if (t->defined()) bytes += t->nbytes();
+  }
+  return bytes;
+}
+
 void WanDit::set_resident(bool resident) {
   if (resident == resident_) return;
   auto move = [&](Tensor& t) {

@@ -69,6 +69,13 @@ class WanDit {
   size_t resident_weight_bytes() const;
   // Bytes of block parameters waiting in pinned host memory (--offload blocks).
   size_t offloaded_block_bytes() const { return stream_ ? stream_->host_bytes() : 0; }
+  // For the memory report: the device buffers blocks are gathered or copied into (counted in
+  // resident_weight_bytes too), the weights waiting in host memory (offloaded blocks, or the
+  // whole model while it is not resident), and the activation buffers planned for the last
+  // forward's shape.
+  size_t weight_buffer_bytes() const { return stream_ ? stream_->buffer_bytes() : 0; }
+  size_t host_weight_bytes() const;
+  size_t activation_bytes() const;
 
   // --offload model: moves every weight of the model (and its activation buffers, which are
   // planned again) to pinned host memory (false) or back to its device (true). A model that is

@@ -83,6 +83,10 @@ TEST_F(Run, RunsAManifestThenSkipsWhatIsCompleteAndRedoesWhatIsNot) {
     EXPECT_GT(item["memory"]["dit_weights_gib"].get<double>(), 0.0);
     EXPECT_GT(item["memory"]["peak_gib"].get<double>(),
               item["memory"]["dit_weights_gib"].get<double>());
+    // Nothing offloaded or sharded here; the activations of the item's forwards.
+    EXPECT_EQ(item["memory"]["dit_host_weights_gib"].get<double>(), 0.0);
+    EXPECT_EQ(item["memory"]["dit_weight_buffers_gib"].get<double>(), 0.0);
+    EXPECT_GT(item["memory"]["dit_activations_gib"].get<double>(), 0.0);
   }
 
   const io::LatentsFile a = io::read_latents_file(path("out/a.h5"));
@@ -301,6 +305,12 @@ TEST_F(ImageRun, TwoExpertImageToVideoFollowsTheImage) {
     EXPECT_EQ(io::read_latents_file(path("offloaded/" + id + ".h5")).latents.to_floats(),
               io::read_latents_file(path("out/" + id + ".h5")).latents.to_floats())
         << id;
+  }
+  // The report says where the weights waited: in host memory, the blocks' copy buffers aside.
+  for (const auto& item : report("offloaded")["items"]) {
+    if (item["status"] != "done") continue;
+    EXPECT_GT(item["memory"]["dit_host_weights_gib"].get<double>(), 0.0) << item.dump();
+    EXPECT_GT(item["memory"]["dit_weight_buffers_gib"].get<double>(), 0.0) << item.dump();
   }
 
   // Again without the bad line: the image items are complete by their image and budget.
