@@ -38,7 +38,9 @@ struct DitBenchResult {
   double resident_block_gib = 0;   // this rank's block parameters on the device (shards, buffers)
   double offloaded_block_gib = 0;  // this rank's block parameters in pinned host memory
   double load_seconds = 0;         // with weights_dir: the slowest rank's second load (warm cache)
-  std::map<std::string, double> breakdown_ms;  // gemm, attention, communication, other
+  // gemm, attention (of which cross_attention), communication, other; and every op's own time.
+  std::map<std::string, double> breakdown_ms;
+  std::map<std::string, double> op_ms;
   double gemm_ceiling_tflops = 0, attention_ceiling_tflops = 0;
 };
 

@@ -471,8 +471,12 @@ void WanDit::run_block(const core::Context& ctx, const Block& block,
   ops::rms_norm(ctx, b.ctx_k, block.cross_norm_k, kEps, b.ctx_k);
   linear(ctx, block.cross_v, b.text, b.ctx_v);
   Tensor cross = as_heads(b.cross_attn, batch);
-  ops::attention(ctx, as_heads(b.q, batch), as_heads(b.ctx_k, batch), as_heads(b.ctx_v, batch),
-                 cross);
+  {
+    // Its own name too, so a profile can tell it from self-attention (Lq tokens, Lk text_len).
+    const core::ProfileScope profile(ctx, "cross_attention");
+    ops::attention(ctx, as_heads(b.q, batch), as_heads(b.ctx_k, batch), as_heads(b.ctx_v, batch),
+                   cross);
+  }
   if (b.image_tokens > 0) {
     linear(ctx, block.k_img, b.img, b.img_k);
     ops::rms_norm(ctx, b.img_k, block.norm_k_img, kEps, b.img_k);

@@ -38,11 +38,16 @@ TEST(Bench, CpuRunOfATinyVariantPrintsTheSummaryLine) {
   EXPECT_EQ(f.at("gpus"), "1");
   EXPECT_EQ(f.at("sp"), "1");
   EXPECT_EQ(f.at("tokens"), "36");  // 3 latent frames of 4x3 patches
-  for (const char* key : {"forward_ms", "tflops", "gemm_ms", "attention_ms", "other_ms",
-                          "gemm_ceiling_tflops", "attention_ceiling_tflops"}) {
+  for (const char* key : {"forward_ms", "tflops", "gemm_ms", "attention_ms", "cross_attention_ms",
+                          "other_ms", "gemm_ceiling_tflops", "attention_ceiling_tflops"}) {
     EXPECT_GT(std::stod(f.at(key)), 0.0) << key;
   }
+  // The text cross-attention is part of the attention's time.
+  EXPECT_LT(std::stod(f.at("cross_attention_ms")), std::stod(f.at("attention_ms")));
   EXPECT_EQ(std::stod(f.at("communication_ms")), 0.0);
+  // Every op's time, for choosing fusions.
+  EXPECT_NE(r.output.find("profiled ops, ms: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("layernorm_modulate "), std::string::npos) << r.output;
 }
 
 TEST(Bench, TheBoostFreeExecutableGivesTheSameLine) {
