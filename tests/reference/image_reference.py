@@ -15,6 +15,8 @@ tests/unit/model/image_sizes_test.cpp), written without torch.
   (a zero division: the area is too small).
 - Whole preparations: textimage2video.py's cover-scale, Lanczos, centre crop and to_tensor, and
   image2video.py's to_tensor then bicubic, on two small images.
+- Decoding: a JPEG (4:2:0 and 4:4:4) and a WebP (lossless and lossy) written by Pillow beside the
+  fixture, with the pixels Pillow decodes from them.
 
 Images are stored as I32 [H, W, 3] bytes. Needs NumPy and Pillow.
 
@@ -186,6 +188,23 @@ def main():
         ow, oh = i2v_size(iw, ih, 64 * 48)
         put(f"pipeline.{i}.i2v_size", np.array([ow, oh], dtype=np.int64), "I64")
         put(f"pipeline.{i}.i2v", bicubic(to_tensor(pixels), oh, ow))
+
+    # Encoded files as users have them, beside the fixture, and the pixels Pillow decodes from
+    # them (Image.open(...).convert("RGB"): what the official pipelines start from).
+    # Odd and even sizes, and a 1×1 image, for the edge rules of the chroma upsampling.
+    decode_cases = [("jpeg_420", "jpg", {"quality": 90, "subsampling": 2}),
+                    ("jpeg_422", "jpg", {"quality": 90, "subsampling": 1}),
+                    ("jpeg_444", "jpg", {"quality": 95, "subsampling": 0}),
+                    ("webp_lossless", "webp", {"lossless": True}),
+                    ("webp_lossy", "webp", {"quality": 90})]
+    for w, h in [(61, 45), (64, 48), (1, 1), (2, 3)]:
+        pixels = test_image(w, h, seed=300 + w)
+        for kind, ext, options in decode_cases:
+            name = f"{kind}_{w}x{h}"
+            path = os.path.join(out_dir, f"image_reference.{name}.{ext}")
+            Image.fromarray(pixels, "RGB").save(path, **options)
+            decoded = np.asarray(Image.open(path).convert("RGB")).astype(np.int32)
+            put(f"decode.{name}", decoded, "I32")
 
     write_safetensors(os.path.join(out_dir, "image_reference.safetensors"), tensors, dtypes=dtypes)
 

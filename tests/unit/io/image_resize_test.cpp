@@ -4,12 +4,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "error_of.h"
 #include "image_fixture.h"
+#include "io/image_reader.h"
 
 namespace wanbatch::io {
 namespace {
@@ -138,6 +141,49 @@ TEST(ImageResize, BadInputIsOneLineError) {
   }
   EXPECT_NE(messages[3].find("not inside the 5x4 image"), std::string::npos) << messages[3];
 }
+
+#if WANBATCH_TEST_VIDEO
+// JPEG: FFmpeg's IDCT is not libjpeg's; the colour step is (io/jpeg_color.h). Measured worst: 3
+// levels of 255 (4:2:0, 4:2:2 and 4:4:4 alike, on the fixture's noisy, striped test images); with
+// FFmpeg's own conversion it was 114 at 4:2:0. One level of margin.
+constexpr int kJpegLevels = 4;
+
+// What FFmpeg decodes from the files users give against what Pillow (the official pipelines'
+// reader) decodes from them, at odd and even sizes and 1×1: WebP (lossless and lossy) exactly,
+// JPEG (4:2:0, 4:2:2, 4:4:4) within kJpegLevels.
+TEST(ImageDecode, MatchesPillowWhereTheFormatAllows) {
+  const auto fixture = testing::open_image_fixture();
+  if (!fixture) GTEST_SKIP() << testing::kNoImageFixture;
+  struct Case {
+    const char* name;
+    const char* extension;
+    int max_levels;
+  };
+  for (const char* size : {"61x45", "64x48", "1x1", "2x3"}) {
+    for (const Case& c :
+         {Case{"jpeg_420", "jpg", kJpegLevels}, Case{"jpeg_422", "jpg", kJpegLevels},
+          Case{"jpeg_444", "jpg", kJpegLevels}, Case{"webp_lossless", "webp", 0},
+          Case{"webp_lossy", "webp", 0}}) {
+      const std::string name = std::string(c.name) + "_" + size;
+      const Rgb8Image want = testing::rgb8_from(fixture->tensor("decode." + name));
+      const Rgb8Image got =
+          read_image_rgb8(testing::fixture_path("image_reference." + name + "." + c.extension));
+      ASSERT_EQ(got.width, want.width) << name;
+      ASSERT_EQ(got.height, want.height) << name;
+      int worst = 0;
+      size_t differing = 0;
+      for (size_t k = 0; k < got.pixels.size(); ++k) {
+        const int d = std::abs(int{got.pixels[k]} - int{want.pixels[k]});
+        worst = std::max(worst, d);
+        differing += d != 0;
+      }
+      std::printf("%s: worst %d levels, %zu of %zu bytes differ\n", name.c_str(), worst, differing,
+                  got.pixels.size());
+      EXPECT_LE(worst, c.max_levels) << name;
+    }
+  }
+}
+#endif
 
 }  // namespace
 }  // namespace wanbatch::io
