@@ -11,7 +11,7 @@ extern "C" {
 
 #include "core/error.h"
 #include "io/av_support.h"
-#include "io/jpeg_color.h"
+#include "io/pillow_color.h"
 
 namespace wanbatch::io {
 
@@ -76,7 +76,7 @@ Rgb8Image read_image_rgb8(const std::string& path) {
   image.width = width;
   image.height = height;
   image.pixels.resize(static_cast<size_t>(3) * width * height);
-  // JPEG: libjpeg's own colour conversion (io/jpeg_color.h), as Pillow decodes it.
+  // JPEG: libjpeg's own colour conversion (io/pillow_color.h), as Pillow decodes it.
   const bool jfif = format && format->nb_components == 3 &&
                     !(format->flags & AV_PIX_FMT_FLAG_RGB) &&
                     parameters->codec_id == AV_CODEC_ID_MJPEG &&
@@ -90,7 +90,7 @@ Rgb8Image read_image_rgb8(const std::string& path) {
       return image;
     }
   }
-  // Lossy WebP: libwebp's conversion (io/jpeg_color.h), as Pillow decodes it.
+  // Lossy WebP: libwebp's conversion (io/pillow_color.h), as Pillow decodes it.
   if (parameters->codec_id == AV_CODEC_ID_WEBP && frame->format == AV_PIX_FMT_YUV420P) {
     const uint8_t* const planes[3] = {frame->data[0], frame->data[1], frame->data[2]};
     const int strides[3] = {frame->linesize[0], frame->linesize[1], frame->linesize[2]};

@@ -3,7 +3,7 @@
 // torchvision's to_tensor and (x − 0.5) / 0.5: [3, H, W] f32 in [−1, 1], v = (byte / 255 − 0.5)
 // / 0.5 in fp32; an alpha channel is dropped, grey is repeated. PNG and WebP (lossless and
 // lossy) pixels are exactly Pillow's; JPEG's are within a few levels (FFmpeg decodes the DCT, the
-// colour conversion is libjpeg's: io/jpeg_color.h). A wanbatch built without FFmpeg throws a
+// colour conversion is libjpeg's: io/pillow_color.h). A wanbatch built without FFmpeg throws a
 // one-line error.
 #pragma once
 

@@ -143,7 +143,7 @@ TEST(ImageResize, BadInputIsOneLineError) {
 }
 
 #if WANBATCH_TEST_VIDEO
-// JPEG: FFmpeg's IDCT is not libjpeg's; the colour step is (io/jpeg_color.h). Measured worst: 3
+// JPEG: FFmpeg's IDCT is not libjpeg's; the colour step is (io/pillow_color.h). Measured worst: 3
 // levels of 255 (4:2:0, 4:2:2 and 4:4:4 alike, on the fixture's noisy, striped test images); with
 // FFmpeg's own conversion it was 114 at 4:2:0. One level of margin.
 constexpr int kJpegLevels = 4;

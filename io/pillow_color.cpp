@@ -1,4 +1,4 @@
-#include "io/jpeg_color.h"
+#include "io/pillow_color.h"
 
 #include <algorithm>
 #include <vector>

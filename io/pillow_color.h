@@ -1,4 +1,5 @@
-// JPEG's YCbCr → RGB as libjpeg does it, which is what Pillow (and so the official pipelines)
+// The YUV → RGB steps of the libraries Pillow decodes with, for the formats where FFmpeg's own
+// conversion differs. JPEG's YCbCr → RGB as libjpeg does it, which is what Pillow (and so the official pipelines)
 // sees: chroma upsampled with libjpeg's "fancy" triangle filter (jdsample.c: 3/4 of the nearer
 // and 1/4 of the farther sample in each subsampled direction, with its rounding biases), then its
 // fixed-point JFIF conversion (jdcolor.c). FFmpeg's own conversion repeats or resamples the chroma
