@@ -1,10 +1,9 @@
 // The YUV → RGB steps of the libraries Pillow decodes with, for the formats where FFmpeg's own
-// conversion differs. JPEG's YCbCr → RGB as libjpeg does it, which is what Pillow (and so the official pipelines)
-// sees: chroma upsampled with libjpeg's "fancy" triangle filter (jdsample.c: 3/4 of the nearer
-// and 1/4 of the farther sample in each subsampled direction, with its rounding biases), then its
-// fixed-point JFIF conversion (jdcolor.c). FFmpeg's own conversion repeats or resamples the chroma
-// differently, tens of levels off at colour edges. Only the colour step is libjpeg's: the IDCT is
-// FFmpeg's, within a level or two of libjpeg's.
+// conversion differs (tens of levels off at colour edges). JPEG: libjpeg's "fancy" triangle
+// upsampling of the chroma (jdsample.c: 3/4 of the nearer and 1/4 of the farther sample in each
+// subsampled direction, with its rounding biases) and its fixed-point JFIF conversion
+// (jdcolor.c); only the colour step is libjpeg's, the IDCT stays FFmpeg's (within a few levels).
+// Lossy WebP: libwebp's fancy upsampler and BT.601 conversion (exact).
 #pragma once
 
 #include <cstdint>
