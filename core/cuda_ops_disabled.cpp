@@ -36,6 +36,14 @@ void layernorm_modulate(const Context&, const Tensor&, const Tensor&, const Tens
 void gated_residual(const Context&, const Tensor&, const Tensor&, const Tensor&, Tensor&) {
   unavailable();
 }
+void residual_layernorm_modulate(const Context&, Tensor&, const Tensor&, const Tensor&,
+                                 const Tensor&, const Tensor&, float, Tensor&) {
+  unavailable();
+}
+void residual_layer_norm(const Context&, Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                         const Tensor&, float, Tensor&) {
+  unavailable();
+}
 void softmax(const Context&, const Tensor&, Tensor&) { unavailable(); }
 void gelu_erf(const Context&, const Tensor&, Tensor&) { unavailable(); }
 void clamp(const Context&, const Tensor&, float, float, Tensor&) { unavailable(); }

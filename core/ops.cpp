@@ -329,6 +329,74 @@ void gated_residual(const Context& ctx, const Tensor& x, const Tensor& y, const 
   cpu::gated_residual(x, y, gate, out);
 }
 
+namespace {
+
+// The checks both residual-then-norm fusions share: x [L, D] f32, y like x, the gate a modulation
+// row (or undefined), out like x and apart from x and y (it is written while they are read).
+void check_residual_norm(const char* op, const Context& ctx, const Tensor& x, const Tensor& y,
+                         const Tensor& gate, const Tensor& out) {
+  check_devices(op, ctx, {&x, &y, &gate, &out});
+  check_floating(op, {&x, &y, &gate, &out});
+  WB_CHECK(x.ndim() == 2, op, ": x must be [L, D], got ", x.describe());
+  WB_CHECK(x.dtype() == DType::F32, op, ": x is the residual stream and must be f32, got ",
+           x.describe());
+  check_same_shape(op, x, y);
+  check_same_shape(op, x, out);
+  if (gate.defined()) check_modulation(op, "gate", x, gate);
+  auto overlap = [](const Tensor& a, const Tensor& b) {
+    const auto* a0 = static_cast<const char*>(a.raw());
+    const auto* b0 = static_cast<const char*>(b.raw());
+    return a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
+  };
+  WB_CHECK(!overlap(out, x) && !overlap(out, y), op, ": out ", out.describe(),
+           " overlaps its inputs");
+}
+
+// x ← x + y · gate, or x + y: the first half of the fusions, on the CPU.
+void cpu_residual(Tensor& x, const Tensor& y, const Tensor& gate) {
+  if (gate.defined()) {
+    cpu::gated_residual(x, y, gate, x);
+  } else {
+    cpu::add(x, y, x);
+  }
+}
+
+}  // namespace
+
+void residual_layernorm_modulate(const Context& ctx, Tensor& x, const Tensor& y, const Tensor& gate,
+                                 const Tensor& shift, const Tensor& scale, float eps, Tensor& out) {
+  const char* op = "residual_layernorm_modulate";
+  const ProfileScope profile(ctx, op);
+  check_residual_norm(op, ctx, x, y, gate, out);
+  check_devices(op, ctx, {&shift, &scale});
+  check_floating(op, {&shift, &scale});
+  check_modulation(op, "shift", x, shift);
+  check_modulation(op, "scale", x, scale);
+  if (ctx.device().is_cuda()) {
+    return cuda::residual_layernorm_modulate(ctx, x, y, gate, shift, scale, eps, out);
+  }
+  cpu_residual(x, y, gate);
+  cpu::layernorm_modulate(x, shift, scale, eps, out);
+}
+
+void residual_layer_norm(const Context& ctx, Tensor& x, const Tensor& y, const Tensor& gate,
+                         const Tensor& weight, const Tensor& bias, float eps, Tensor& out) {
+  const char* op = "residual_layer_norm";
+  const ProfileScope profile(ctx, op);
+  check_residual_norm(op, ctx, x, y, gate, out);
+  check_devices(op, ctx, {&weight, &bias});
+  check_floating(op, {&weight, &bias});
+  for (const Tensor* p : {&weight, &bias}) {
+    WB_CHECK(!p->defined() || (p->ndim() == 1 && p->dim(0) == x.dim(1)), op, ": parameter ",
+             p->describe(), " does not match the last dimension of ", x.describe());
+  }
+  if (ctx.device().is_cuda()) {
+    return cuda::residual_layer_norm(ctx, x, y, gate, weight, bias, eps, out);
+  }
+  cpu_residual(x, y, gate);
+  cpu::layer_norm(x, weight, bias, eps, out);
+}
+
 void attention(const Context& ctx, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
                const AttentionOptions& options) {
   const ProfileScope profile(ctx, "attention");

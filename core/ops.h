@@ -70,6 +70,16 @@ void layernorm_modulate(const Context& ctx, const Tensor& x, const Tensor& shift
 // out = x + y · gate (out may alias x)
 void gated_residual(const Context& ctx, const Tensor& x, const Tensor& y, const Tensor& gate,
                     Tensor& out);
+// A residual update and the norm that reads its result, in one pass over x (every residual of a
+// DiT block feeds a norm): x ← x + y · gate (gate undefined: x + y), then
+// out = layernorm_modulate(x, shift, scale, eps). x is the f32 residual stream [L, D], updated in
+// place; out must not overlap x or y. Equal to gated_residual (or add) followed by the norm.
+void residual_layernorm_modulate(const Context& ctx, Tensor& x, const Tensor& y, const Tensor& gate,
+                                 const Tensor& shift, const Tensor& scale, float eps, Tensor& out);
+// The same with out = layer_norm(x, weight, bias, eps) (weight and bias [D], either may be
+// undefined).
+void residual_layer_norm(const Context& ctx, Tensor& x, const Tensor& y, const Tensor& gate,
+                         const Tensor& weight, const Tensor& bias, float eps, Tensor& out);
 
 struct AttentionOptions {
   float scale = 0.0f;           // 0 means 1/sqrt(head_dim)

@@ -8,6 +8,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -272,6 +273,136 @@ __global__ void row_norm_kernel(NormArgs a) {
   }
 }
 
+// ---- rows held in registers -------------------------------------------------------------------
+// The DiT's rows (1 536 to 5 120 wide) fit in the registers of a few warps (kRegChunks float4
+// chunks a thread, few enough to keep many warps per SM in flight), so the norm can read each row
+// once and reduce with warp shuffles and one barrier per statistic, with no shared-memory copy of
+// the row. This kernel serves the norms above when the row fits and the
+// residual-then-norm fusions (x ← x + y·gate, then the norm of the new x), which are its reason:
+// the DiT chains every residual update into the next norm, and fused they read x once, not twice.
+
+// float4 chunks a thread holds; a row has at most kRegChunks · 32 · kMaxRowWarps chunks (8 192
+// elements). A block holds as many rows as fit in kRegRowWarps warps, at least one.
+constexpr int kRegChunks = 4;
+constexpr int kMaxRowWarps = 16;
+constexpr int kRegRowWarps = 8;
+
+struct ResidualArgs {
+  const void* y = nullptr;  // null: no residual update (x is only read)
+  Param gate;               // absent: x + y
+};
+
+// The sum over one row's warps (blockDim.x threads); every thread of the block calls it.
+// `partial` is this call's own [rows per block][kMaxRowWarps] scratch, so no second barrier.
+__device__ __forceinline__ void row_sum2(float& a, float& b, float2 (*partial)[kMaxRowWarps]) {
+  a = warp_reduce(a, SumOp{});
+  b = warp_reduce(b, SumOp{});
+  const int warps = blockDim.x / 32;
+  if (warps == 1) return;
+  if (threadIdx.x % 32 == 0) partial[threadIdx.y][threadIdx.x / 32] = make_float2(a, b);
+  __syncthreads();
+  a = 0.0f;
+  b = 0.0f;
+  for (int w = 0; w < warps; ++w) {  // the same order on every thread: one value per row
+    a += partial[threadIdx.y][w].x;
+    b += partial[threadIdx.y][w].y;
+  }
+}
+
+// Rows [L, width], width % 4 == 0 and 16-byte aligned rows; blockDim (32·row_warps, rows per
+// block). With kResidual, Tx is float and each x element becomes x + y·gate (rounded as stored),
+// written back to x and normalised. The statistics and epilogue follow row_norm_kernel (and so
+// the CPU twin's order of roundings); only the order of the partial sums differs.
+template <typename Tx, typename Ty, typename To, NormKind kKind, bool kResidual>
+__global__ void __launch_bounds__(32 * kMaxRowWarps)
+    register_norm_kernel(NormArgs a, ResidualArgs res, int64_t rows) {
+  __shared__ float2 partial_sum[kRegRowWarps][kMaxRowWarps];
+  __shared__ float2 partial_centred[kRegRowWarps][kMaxRowWarps];
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.y + threadIdx.y;
+  const bool live = row < rows;  // idle rows still reach the barriers
+  const int64_t width = a.width;
+  Tx* x = static_cast<Tx*>(const_cast<void*>(a.x)) + row * width;
+  constexpr bool kRms = kKind == NormKind::kRms;
+
+  float v[kRegChunks][4];
+  float sum = 0.0f, unused = 0.0f;
+#pragma unroll
+  for (int s = 0; s < kRegChunks; ++s) {
+    const int64_t j = 4 * (threadIdx.x + static_cast<int64_t>(s) * blockDim.x);
+    if (!live || j >= width) continue;
+    load4(x + j, v[s]);
+    if constexpr (kResidual) {
+      float y[4], g[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+      load4(static_cast<const Ty*>(res.y) + row * width + j, y);
+      if (res.gate.data) res.gate.at4(row, j, g);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        v[s][k] =
+            res.gate.data ? __fadd_rn(v[s][k], __fmul_rn(y[k], g[k])) : __fadd_rn(v[s][k], y[k]);
+      }
+      store4(x + j, v[s]);  // Tx is float: stored exactly as held
+    }
+#pragma unroll
+    for (int k = 0; k < 4; ++k) sum += kRms ? v[s][k] * v[s][k] : v[s][k];
+  }
+  row_sum2(sum, unused, partial_sum);
+
+  float mean = 0.0f, residual = 0.0f, inv = 0.0f;
+  if constexpr (kRms) {
+    inv = 1.0f / sqrtf(sum / static_cast<float>(width) + a.eps);
+  } else {
+    mean = sum / static_cast<float>(width);
+    float centred = 0.0f;
+#pragma unroll
+    for (int s = 0; s < kRegChunks; ++s) {
+      const int64_t j = 4 * (threadIdx.x + static_cast<int64_t>(s) * blockDim.x);
+      if (!live || j >= width) continue;
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const float d = v[s][k] - mean;
+        residual += d;
+        centred += d * d;
+      }
+    }
+    row_sum2(residual, centred, partial_centred);
+    residual /= static_cast<float>(width);
+    inv = 1.0f /
+          sqrtf(fmaxf(centred / static_cast<float>(width) - residual * residual, 0.0f) + a.eps);
+  }
+  if (!live) return;
+  To* out = static_cast<To*>(a.out) + row * width;
+#pragma unroll
+  for (int s = 0; s < kRegChunks; ++s) {
+    const int64_t j = 4 * (threadIdx.x + static_cast<int64_t>(s) * blockDim.x);
+    if (j >= width) continue;
+    float* f = v[s];
+    float p[4], q[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      f[k] =
+          kRms ? __fmul_rn(f[k], inv) : __fmul_rn(__fsub_rn(__fsub_rn(f[k], mean), residual), inv);
+    }
+    if constexpr (kKind == NormKind::kModulate) {
+      a.scale.at4(row, j, p);
+      a.shift.at4(row, j, q);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) f[k] = __fadd_rn(__fmul_rn(f[k], __fadd_rn(1.0f, p[k])), q[k]);
+    } else {
+      if (a.weight.data) {
+        a.weight.at4(0, j, p);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) f[k] = __fmul_rn(f[k], p[k]);
+      }
+      if (a.bias.data) {
+        a.bias.at4(0, j, q);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) f[k] = __fadd_rn(f[k], q[k]);
+      }
+    }
+    store4(out + j, v[s]);
+  }
+}
+
 // Softmax over each row: max, then Σ exp(x − max), then exp(x − max) / Σ. The cache holds the
 // exponentials after pass 2 so they are computed once.
 template <typename Tx, typename To>
@@ -414,10 +545,59 @@ Param param_of(const Tensor& t, int64_t rows) {
   return p;
 }
 
+// register_norm_kernel on x's rows when they fit it (width a multiple of 4 within the warps'
+// registers, every row 16-byte aligned); false, launching nothing, otherwise. `y` (kResidual):
+// the residual's addend, x then being float and written in place.
+template <NormKind kKind, bool kResidual>
+bool launch_register_norm(const Context& ctx, const Tensor& x, const Tensor* y, Tensor& out,
+                          NormArgs a, ResidualArgs res) {
+  const int64_t width = x.dim(-1), rows = x.numel() / width;
+  const int64_t chunks = width / 4;
+  const int64_t row_warps = (chunks + 32 * kRegChunks - 1) / (32 * kRegChunks);
+  const bool fits = width % 4 == 0 && row_warps <= kMaxRowWarps &&
+                    aligned4(x.raw(), dtype_size(x.dtype())) &&
+                    aligned4(out.raw(), dtype_size(out.dtype())) &&
+                    (!y || aligned4(y->raw(), dtype_size(y->dtype())));
+  if (!fits) return false;
+  const int64_t rows_per_block = std::max<int64_t>(1, kRegRowWarps / row_warps);
+  const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
+  WB_CHECK(blocks <= INT32_MAX, "norm: ", rows, " rows exceed one grid");
+  const Resources& r = resources_of(ctx, "norm");
+  DeviceGuard guard(r.device());
+  a.x = x.raw();
+  a.out = out.raw();
+  a.width = width;
+  const dim3 threads(static_cast<unsigned>(32 * row_warps), static_cast<unsigned>(rows_per_block));
+  const auto grid = static_cast<unsigned>(blocks);
+  if constexpr (kResidual) {
+    res.y = y->raw();
+    with_type(y->dtype(), [&](auto ty) {
+      with_type(out.dtype(), [&](auto to) {
+        using Ty = decltype(ty);
+        using To = decltype(to);
+        register_norm_kernel<float, Ty, To, kKind, true>
+            <<<grid, threads, 0, r.stream()>>>(a, res, rows);
+      });
+    });
+  } else {
+    with_type(x.dtype(), [&](auto tx) {
+      with_type(out.dtype(), [&](auto to) {
+        using Tx = decltype(tx);
+        using To = decltype(to);
+        register_norm_kernel<Tx, float, To, kKind, false>
+            <<<grid, threads, 0, r.stream()>>>(a, res, rows);
+      });
+    });
+  }
+  CUDA_CHECK_LAUNCH("register_norm_kernel");
+  return true;
+}
+
 template <NormKind kKind>
 void launch_norm(const char* op, const Context& ctx, const Tensor& x, Tensor& out, NormArgs a) {
   const int64_t width = x.dim(-1);
   if (x.numel() == 0 || width == 0) return;
+  if (launch_register_norm<kKind, false>(ctx, x, nullptr, out, a, ResidualArgs{})) return;
   const int64_t rows = x.numel() / width;
   WB_CHECK(rows <= INT32_MAX, op, ": ", rows, " rows exceed one grid");
   const Resources& r = resources_of(ctx, "norm");
@@ -515,6 +695,51 @@ void gated_residual(const Context& ctx, const Tensor& x, const Tensor& y, const 
     });
   });
   CUDA_CHECK_LAUNCH("gated_residual_kernel");
+}
+
+void residual_layernorm_modulate(const Context& ctx, Tensor& x, const Tensor& y, const Tensor& gate,
+                                 const Tensor& shift, const Tensor& scale, float eps, Tensor& out) {
+  check_float("residual_layernorm_modulate", {&x, &y, &gate, &shift, &scale, &out});
+  if (x.numel() == 0) return;
+  NormArgs a{};
+  a.eps = eps;
+  a.shift = param_of(shift, x.dim(0));
+  a.scale = param_of(scale, x.dim(0));
+  ResidualArgs res;
+  res.gate = param_of(gate, x.dim(0));
+  if (x.dtype() == DType::F32 &&
+      launch_register_norm<NormKind::kModulate, true>(ctx, x, &y, out, a, res)) {
+    return;
+  }
+  // Rows the register kernel does not take: the two passes.
+  if (gate.defined()) {
+    gated_residual(ctx, x, y, gate, x);
+  } else {
+    add(ctx, x, y, x);
+  }
+  layernorm_modulate(ctx, x, shift, scale, eps, out);
+}
+
+void residual_layer_norm(const Context& ctx, Tensor& x, const Tensor& y, const Tensor& gate,
+                         const Tensor& weight, const Tensor& bias, float eps, Tensor& out) {
+  check_float("residual_layer_norm", {&x, &y, &gate, &weight, &bias, &out});
+  if (x.numel() == 0) return;
+  NormArgs a{};
+  a.eps = eps;
+  a.weight = param_of(weight, 1);
+  a.bias = param_of(bias, 1);
+  ResidualArgs res;
+  res.gate = param_of(gate, x.dim(0));
+  if (x.dtype() == DType::F32 &&
+      launch_register_norm<NormKind::kLayer, true>(ctx, x, &y, out, a, res)) {
+    return;
+  }
+  if (gate.defined()) {
+    gated_residual(ctx, x, y, gate, x);
+  } else {
+    add(ctx, x, y, x);
+  }
+  layer_norm(ctx, x, weight, bias, eps, out);
 }
 
 void softmax(const Context& ctx, const Tensor& x, Tensor& out) {

@@ -34,6 +34,10 @@ void layernorm_modulate(const Context& ctx, const Tensor& x, const Tensor& shift
                         const Tensor& scale, float eps, Tensor& out);
 void gated_residual(const Context& ctx, const Tensor& x, const Tensor& y, const Tensor& gate,
                     Tensor& out);
+void residual_layernorm_modulate(const Context& ctx, Tensor& x, const Tensor& y, const Tensor& gate,
+                                 const Tensor& shift, const Tensor& scale, float eps, Tensor& out);
+void residual_layer_norm(const Context& ctx, Tensor& x, const Tensor& y, const Tensor& gate,
+                         const Tensor& weight, const Tensor& bias, float eps, Tensor& out);
 void softmax(const Context& ctx, const Tensor& x, Tensor& out);
 void gelu_erf(const Context& ctx, const Tensor& x, Tensor& out);
 void clamp(const Context& ctx, const Tensor& x, float lo, float hi, Tensor& out);

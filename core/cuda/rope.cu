@@ -172,9 +172,13 @@ __global__ void rope_rows_kernel(const Tx* x_all, To* out_all, RopeArgs a, NormA
   // Table rows of this token's three coordinates.
   int64_t frame_row = 0, height_row = 0, width_row = 0;
   if (rotated) {
-    frame_row = g / (a.height * a.width) * a.pairs;
-    height_row = (g / a.width) % a.height * a.pairs;
-    width_row = g % a.width * a.pairs;
+    // 32-bit division (the host checked the grid fits): 64-bit division costs about as much as
+    // the rest of a token's work.
+    const auto t = static_cast<uint32_t>(g), w = static_cast<uint32_t>(a.width);
+    const auto plane = static_cast<uint32_t>(a.height) * w;
+    frame_row = static_cast<int64_t>(t / plane) * a.pairs;
+    height_row = static_cast<int64_t>(t / w % static_cast<uint32_t>(a.height)) * a.pairs;
+    width_row = static_cast<int64_t>(t % w) * a.pairs;
   }
   // Normalise (kNorm), rotate (real tokens) and store one chunk, in the CPU twin's order of
   // roundings; _rn keeps nvcc from contracting the products into other FMAs.
@@ -191,7 +195,7 @@ __global__ void rope_rows_kernel(const Tx* x_all, To* out_all, RopeArgs a, NormA
       }
     }
     if (rotated) {
-      int p = static_cast<int>((j0 / 2) % a.pairs);
+      int p = static_cast<int>(j0) / 2 % a.pairs;  // 32-bit: rows are far narrower than 2^31
 #pragma unroll
       for (int k = 0; k < kN; k += 2) {
         const int64_t row = p < a.frame_pairs  ? frame_row
@@ -285,6 +289,8 @@ void launch_rope(const char* op, const Context& ctx, const Tensor& x, const ops:
   a.width = grid.width;
   a.token_offset = token_offset;
   a.tokens = tokens;
+  WB_CHECK(grid.frames * grid.height * grid.width <= UINT32_MAX, op, ": a grid of ",
+           grid.frames * grid.height * grid.width, " tokens exceeds the kernel's 32-bit positions");
   a.row_width = heads * head_dim;
 
   with_type(x.dtype(), [&](auto tx) {

@@ -280,6 +280,67 @@ TEST(CudaNorm, GatedResidualInPlaceMatchesCpu) {
   }
 }
 
+// The residual-then-norm fusions (one pass: the register kernel for the rows that fit its
+// registers — 1536, 3072, 5120, 40 — and the two-kernel path otherwise — 3, 9000, 12288), against
+// gated_residual / add then the norm on the CPU. The updated stream is held to gated_residual's
+// tolerance and the norm to kNormTol, as the unfused ops.
+TEST(CudaNorm, ResidualNormsMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  const Context cpu = Context::cpu(), gpu = Context::cuda(0);
+  struct Mix {
+    DType y, gate, out;
+  };
+  // The model's path (bf16 branch output, fp32 modulation, bf16 GEMM input), all fp32, and a
+  // bf16 gate with an fp32 norm output.
+  const std::vector<Mix> mixes = {{DType::BF16, DType::F32, DType::BF16},
+                                  {DType::F32, DType::F32, DType::F32},
+                                  {DType::BF16, DType::BF16, DType::F32}};
+  uint32_t seed = 480;
+  for (const Mix& m : mixes) {
+    for (int64_t rows : kRows) {
+      for (int64_t width : {1536, 3072, 5120, 40, 3, 9000, 12288}) {
+        if (width > 5120 && rows == 1000) continue;
+        const Tensor x = random_tensor({rows, width}, DType::F32, -3.0f, 4.0f, seed++);
+        const Tensor y = random_tensor({rows, width}, m.y, -4.0f, 4.0f, seed++);
+        for (const Shape& ms : modulation_shapes(rows, width)) {
+          // The gate in every modulation shape, and absent (a plain sum) for the [D] case.
+          for (const bool gated : {true, false}) {
+            if (!gated && ms.size() != 1) continue;
+            const Tensor gate = gated ? random_tensor(ms, m.gate, -1.0f, 1.0f, seed++) : Tensor();
+            const Tensor shift = random_tensor(ms, DType::F32, -1.0f, 1.0f, seed++);
+            const Tensor scale = random_tensor(ms, DType::F32, -0.5f, 1.0f, seed++);
+            const std::string what = " y " + name(m.y) + (gated ? " gate " + name(m.gate) : "") +
+                                     " " + shape_str(ms) + " → " + name(m.out) + " " +
+                                     shape_str(x.shape());
+            Tensor x_cpu = x.clone(), x_gpu = on_gpu(x);
+            Tensor out_cpu = Tensor::empty(x.shape(), m.out);
+            Tensor out_gpu = poisoned_gpu(x.shape(), m.out);
+            ops::residual_layernorm_modulate(cpu, x_cpu, y, gate, shift, scale, 1e-6f, out_cpu);
+            ops::residual_layernorm_modulate(gpu, x_gpu, on_gpu(y), on_gpu(gate), on_gpu(shift),
+                                             on_gpu(scale), 1e-6f, out_gpu);
+            gpu.synchronize();
+            expect_close(x_cpu, x_gpu, 1e-7, 1e-6, "residual_layernorm_modulate stream" + what);
+            expect_close(out_cpu, out_gpu, kNormTol, kNormTol,
+                         "residual_layernorm_modulate" + what);
+            if (ms.size() != 1) continue;  // the affine norm takes [D] parameters only
+            const Tensor weight = random_tensor(ms, DType::F32, 0.5f, 1.5f, seed++);
+            const Tensor bias = random_tensor(ms, DType::F32, -1.0f, 1.0f, seed++);
+            x_cpu = x.clone();
+            x_gpu = on_gpu(x);
+            out_gpu = poisoned_gpu(x.shape(), m.out);
+            ops::residual_layer_norm(cpu, x_cpu, y, gate, weight, bias, 1e-6f, out_cpu);
+            ops::residual_layer_norm(gpu, x_gpu, on_gpu(y), on_gpu(gate), on_gpu(weight),
+                                     on_gpu(bias), 1e-6f, out_gpu);
+            gpu.synchronize();
+            expect_close(x_cpu, x_gpu, 1e-7, 1e-6, "residual_layer_norm stream" + what);
+            expect_close(out_cpu, out_gpu, kNormTol, kNormTol, "residual_layer_norm" + what);
+          }
+        }
+      }
+    }
+  }
+}
+
 // Softmax: the GPU's expf (≤ 2 ulp) and fp32 sum (~1e-6 relative from the order) against double
 // on the CPU: 1e-5 relative; 1e-9 absolute covers outputs far below any that matter.
 TEST(CudaNorm, SoftmaxMatchesCpu) {

@@ -280,6 +280,25 @@ def wan_fusion_cases():
         n = f"gated_residual_{tag}"
         put(n + ".x", x); put(n + ".y", y); put(n + ".gate", gate)
         put(n + ".out", x + y * gate)
+        # The residual-then-norm fusion: the updated stream, and the modulated norm of it.
+        n = f"residual_layernorm_modulate_{tag}"
+        put(n + ".x", x); put(n + ".y", y); put(n + ".gate", gate)
+        put(n + ".shift", shift); put(n + ".scale", scale); param(n + ".eps", eps)
+        stream = x + y * gate
+        put(n + ".x_out", stream)
+        put(n + ".out", layer_norm_ref(stream, None, None, eps) * (1.0 + scale) + shift)
+    # The same with an affine layer norm (the DiT's norm3), gated by a [D] gate or a plain sum.
+    weight = normal((D,), std=0.3, mean=1.0)
+    bias = normal((D,), std=0.5)
+    gate = normal((D,), std=0.5)
+    for tag, stream in [("gated", x + y * gate), ("sum", x + y)]:
+        n = f"residual_layer_norm_{tag}"
+        put(n + ".x", x); put(n + ".y", y); put(n + ".weight", weight); put(n + ".bias", bias)
+        param(n + ".eps", eps)
+        if tag == "gated":
+            put(n + ".gate", gate)
+        put(n + ".x_out", stream)
+        put(n + ".out", layer_norm_ref(stream, weight, bias, eps))
 
 
 def attention_cases():

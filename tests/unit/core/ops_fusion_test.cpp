@@ -1,6 +1,7 @@
-// core::ops Wan fusions (layernorm_modulate, gated_residual; wan-spec "DiT forward") against the
-// independent NumPy reference (tests/reference/ops_reference.py), for shift/scale/gate of shape
-// [D], [1, D] and [L, D]; reduced-precision tensors, aliasing and shape errors.
+// core::ops Wan fusions (layernorm_modulate, gated_residual, and the two fused residual-then-norm
+// ops; wan-spec "DiT forward") against the independent NumPy reference
+// (tests/reference/ops_reference.py), for shift/scale/gate of shape [D], [1, D] and [L, D];
+// reduced-precision tensors, aliasing and shape errors.
 #include <gtest/gtest.h>
 
 #include "core/context.h"
@@ -68,6 +69,19 @@ TEST_P(ModulationShapeTest, FusionsAcceptBf16) {
       fx().get(g + ".out").shape(), DType::BF16));
 }
 
+// The residual-then-norm fusion: the stream updated in place (gated_residual's tolerance) and the
+// norm of the updated stream (layernorm_modulate's).
+TEST_P(ModulationShapeTest, ResidualLayerNormModulate) {
+  const std::string n = "residual_layernorm_modulate_" + GetParam();
+  Tensor x = fx().copy(n + ".x");
+  Tensor out = empty_like(fx().get(n + ".out"));
+  ops::residual_layernorm_modulate(Context::cpu(), x, fx().get(n + ".y"), fx().get(n + ".gate"),
+                                   fx().get(n + ".shift"), fx().get(n + ".scale"),
+                                   fx().scalar(n + ".eps"), out);
+  EXPECT_TRUE(all_close(x, fx().get(n + ".x_out"), kResidualTol, kResidualTol));
+  EXPECT_TRUE(all_close(out, fx().get(n + ".out"), kModulateTol, kModulateTol));
+}
+
 INSTANTIATE_TEST_SUITE_P(Ops, ModulationShapeTest, ::testing::Values("vector", "row", "per_token"),
                          [](const auto& info) { return info.param; });
 
@@ -83,6 +97,40 @@ TEST(Ops, GatedResidualKeepsFp32StreamWithBf16Branch) {
   ops::gated_residual(Context::cpu(), x, y, fx().get(n + ".gate"), x);
   EXPECT_EQ(x.dtype(), DType::F32);
   EXPECT_TRUE(all_close(x, want, kResidualTol, kResidualTol));
+}
+
+// The affine variant, with a [D] gate and with no gate (a plain sum): a layer norm with weight and
+// bias over D = 64, as layernorm_modulate's tolerance.
+TEST(Ops, ResidualLayerNorm) {
+  for (const std::string tag : {"gated", "sum"}) {
+    const std::string n = "residual_layer_norm_" + tag;
+    Tensor x = fx().copy(n + ".x");
+    Tensor out = empty_like(fx().get(n + ".out"));
+    const Tensor gate = tag == "gated" ? fx().get(n + ".gate") : Tensor();
+    ops::residual_layer_norm(Context::cpu(), x, fx().get(n + ".y"), gate, fx().get(n + ".weight"),
+                             fx().get(n + ".bias"), fx().scalar(n + ".eps"), out);
+    EXPECT_TRUE(all_close(x, fx().get(n + ".x_out"), kResidualTol, kResidualTol)) << tag;
+    EXPECT_TRUE(all_close(out, fx().get(n + ".out"), kModulateTol, kModulateTol)) << tag;
+  }
+}
+
+// The stream is the f32 residual (the kernels update it in place as f32), and out is written while
+// x and y are read, so it may not overlap them.
+TEST(Ops, ResidualNormsRejectBf16StreamAndOverlappingOut) {
+  const Context ctx = Context::cpu();
+  Tensor x = Tensor::zeros({6, 16}, DType::F32);
+  Tensor y = Tensor::zeros({6, 16}, DType::F32);
+  Tensor out = Tensor::empty({6, 16}, DType::F32);
+  Tensor row = Tensor::zeros({16}, DType::F32);
+  Tensor x16 = Tensor::zeros({6, 16}, DType::BF16);
+  EXPECT_THROW(ops::residual_layernorm_modulate(ctx, x16, y, row, row, row, 1e-6f, out), Error);
+  EXPECT_THROW(ops::residual_layer_norm(ctx, x16, y, row, row, row, 1e-6f, out), Error);
+  EXPECT_THROW(ops::residual_layernorm_modulate(ctx, x, y, row, row, row, 1e-6f, x), Error);
+  EXPECT_THROW(ops::residual_layer_norm(ctx, x, y, Tensor(), row, row, 1e-6f, y), Error);
+  Tensor bad_gate = Tensor::zeros({15}, DType::F32);
+  EXPECT_THROW(ops::residual_layer_norm(ctx, x, y, bad_gate, row, row, 1e-6f, out), Error);
+  EXPECT_THROW(ops::residual_layernorm_modulate(ctx, x, y, Tensor(), bad_gate, row, 1e-6f, out),
+               Error);
 }
 
 TEST(Ops, FusionsRejectMismatchedModulationShapes) {
