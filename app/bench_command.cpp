@@ -1,6 +1,7 @@
 // wanbatch bench: the DiT forward benchmark (bench/dit_benchmark.h) on this machine's GPU, or on
 // the CPU with --cpu (tiny variants, to check the machinery). Under mpirun with --ulysses N the
-// ranks run one sequence-parallel forward, one GPU each (NCCL).
+// ranks run one sequence-parallel forward, one GPU each (NCCL). --guided times a guided evaluation
+// (the prompt and the negative prompt), --cfg-parallel on 2 × --ulysses ranks.
 #include "app/commands.h"
 #include "app/tool_inputs.h"
 #include "bench/dit_benchmark.h"
@@ -11,12 +12,15 @@ namespace wanbatch::app {
 int bench_command(const Invocation& call) {
   CommandSpec spec;
   spec.name = "bench";
-  spec.usage = "wanbatch bench --variant V --size WxH --frames F [--ulysses N] [options]";
+  spec.usage =
+      "wanbatch bench --variant V --size WxH --frames F [--ulysses N] [--guided | --cfg-parallel] "
+      "[options]";
   spec.summary =
       "Times one DiT forward of a released variant at its real size with random bf16 weights: "
       "the median of --iterations runs after --warmup, TFLOP/s per GPU, a breakdown (GEMM, "
       "attention, communication, other) from one profiled run, peak device memory, and the "
-      "GEMM and attention ceilings measured at the same shapes. The last line is key=value.";
+      "GEMM and attention ceilings measured at the same shapes. --guided times one guided "
+      "evaluation instead (two forwards, as the sampler runs them). The last line is key=value.";
   // clang-format off
   spec.options.add_options()
       ("variant", po::value<std::string>()->required(),
@@ -36,7 +40,13 @@ int bench_command(const Invocation& call) {
        "keep the blocks' weights in pinned host memory, copying each in a block ahead")
       ("weights-dir", po::value<std::string>(),
        "load the model from this folder through the checkpoint loader and time the load (random "
-       "weights are written there first when it has none)");
+       "weights are written there first when it has none)")
+      ("guided", po::bool_switch(),
+       "time one guided evaluation (the prompt and the negative prompt as one batch of two) "
+       "instead of one forward")
+      ("cfg-parallel", po::bool_switch(),
+       "guided, the prompt and the negative prompt on two halves of 2 × --ulysses ranks, the "
+       "velocities exchanged by one all-gather (implies --guided)");
   // clang-format on
   const auto vm = parse_command(spec, call);
   if (!vm) return 0;
@@ -51,6 +61,8 @@ int bench_command(const Invocation& call) {
   options.shard_weights = (*vm)["shard-weights"].as<bool>();
   options.offload_blocks = (*vm)["offload-blocks"].as<bool>();
   if (vm->count("weights-dir")) options.weights_dir = (*vm)["weights-dir"].as<std::string>();
+  options.guided = (*vm)["guided"].as<bool>();
+  options.cfg_parallel = (*vm)["cfg-parallel"].as<bool>();
   return bench::run_dit_benchmark_command(options, ulysses_option(*vm), (*vm)["cpu"].as<bool>());
 }
 

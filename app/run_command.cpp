@@ -1,10 +1,10 @@
 // wanbatch run: the batch job (DESIGN.md "Command line", "Data", "Parallelism"). The ranks form
-// dp groups of cfg × sp ranks (--cfg-parallel, --ulysses); rank 0 checks which items of this
-// job's shard are already complete, then hands the others out through a dynamic queue as groups
-// finish (jobs/item_queue.h), keeping report.json current; each group runs its items through
-// jobs/item_pipeline.h.
+// dp groups of cfg × sp ranks (--cfg-parallel, --ulysses). This file reads and checks the options,
+// the files and the manifest, and prints the --dry-run plan; the batch itself is
+// jobs::run_batch (jobs/batch_run.h): rank 0 checks which items of this job's shard are already
+// complete, then hands the others out through a dynamic queue as groups finish, keeping
+// report.json current; each group runs its items through jobs/item_pipeline.h.
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -13,17 +13,15 @@
 
 #include "app/commands.h"
 #include "app/tool_inputs.h"
-#include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "io/checkpoint.h"
 #include "io/image_reader.h"
 #include "io/video_writer.h"
+#include "jobs/batch_run.h"
 #include "jobs/item_outputs.h"
 #include "jobs/item_pipeline.h"
-#include "jobs/item_queue.h"
 #include "jobs/manifest.h"
-#include "jobs/run_report.h"
 #include "jobs/shard.h"
 #include "model/sampling/latent_shape.h"
 #include "model/wan/defaults.h"
@@ -39,9 +37,6 @@ namespace wanbatch::app {
 namespace {
 
 namespace fs = std::filesystem;
-using core::Clock;
-using core::seconds_since;
-using core::Tensor;
 
 void require_file(const std::string& option, const std::string& path) {
   WB_CHECK(fs::exists(path), "--", option, " ", path, ": no such file or folder");
@@ -292,42 +287,11 @@ int run_command(const Invocation& call) {
     return status;
   }
 
-  if (rank == 0) fs::create_directories(out_dir);
-  const auto batch_start = Clock::now();
-
-  // Rank 0 keeps the report: complete items are skipped, the others queued in manifest order.
-  jobs::RunSummary summary;
-  summary.manifest = manifest_path;
-  summary.output_dir = out_dir.string();
-  summary.scheduling = "dynamic queue";
-  summary.topology = groups.describe();
-  summary.wanbatch_version = WANBATCH_VERSION;
-  summary.shard = shard;
-  summary.world_size = world;
-  std::optional<jobs::RunReport> report;
-  std::vector<size_t> pending;
-  if (rank == 0) {
-    report.emplace(out_dir, items, summary);
-    for (size_t k = 0; k < items.size(); ++k) {
-      if (!jobs::item_complete(out_dir, items[k], !no_video)) {
-        pending.push_back(k);
-        continue;
-      }
-      jobs::ItemResult r = report->item(k);
-      r.status = "skipped-complete";
-      r.latents = jobs::latents_path(out_dir, items[k]);
-      if (!no_video) r.video = jobs::video_path(out_dir, items[k]);
-      report->record(r);
-      WB_LOG(info) << items[k].id << ": complete, skipped";
-    }
-    report->write(0);
-    report->merge_shards();
-    WB_LOG(info) << "shard " << shard.index << "/" << shard.count << ": " << items.size()
-                 << " items, " << pending.size() << " to do, over " << groups.describe();
-  }
-  comm->barrier();
-
-  jobs::PipelineOptions pipeline_options;
+  jobs::BatchRunOptions batch;
+  batch.manifest = manifest_path;
+  batch.output_dir = out_dir;
+  batch.shard = shard;
+  jobs::PipelineOptions& pipeline_options = batch.pipeline;
   pipeline_options.dit = dit_path;
   pipeline_options.dit_high = high_path;
   pipeline_options.low_load = low_options;
@@ -356,41 +320,7 @@ int run_command(const Invocation& call) {
   pipeline_options.loras = describe_loras(low_options.loras);
   pipeline_options.high_loras = describe_loras(high_options.loras);
   pipeline_options.version = WANBATCH_VERSION;
-  jobs::ItemPipeline pipeline(pipeline_options, ctx, groups, *comm);
-
-  {
-    const parallel::Topology& topology = groups.topology;
-    jobs::ItemQueue queue(runtime, topology.dp, topology.leader(), topology.dp_index,
-                          report ? &*report : nullptr, pending, batch_start);
-    // The leader asks for the next item (reporting the last) and tells its group; -1: none left.
-    std::optional<jobs::ItemResult> finished;
-    Tensor next = Tensor::empty({1}, core::DType::I64);
-    while (true) {
-      if (topology.leader()) {
-        const std::optional<size_t> index = queue.next(finished ? &*finished : nullptr);
-        next.data<int64_t>()[0] = index ? static_cast<int64_t>(*index) : -1;
-      }
-      groups.item->broadcast(next, 0);
-      const int64_t index = next.data<int64_t>()[0];
-      if (index < 0) break;
-      const auto k = static_cast<size_t>(index);
-      finished = pipeline.run(items[k], k, out_dir);
-    }
-  }  // rank 0's queue waits here until every group has had its last answer
-  comm->barrier();
-
-  Tensor failed = Tensor::from_vector(std::vector<int64_t>{0}, {1});
-  if (rank == 0) {
-    report->write(seconds_since(batch_start));
-    report->merge_shards();
-    const jobs::ReportTotals totals = report->totals();
-    failed.data<int64_t>()[0] = totals.failed;
-    WB_LOG(info) << report->path().string() << ": " << totals.done << " done, "
-                 << totals.skipped_complete << " skipped (complete), " << totals.failed
-                 << " failed";
-  }
-  comm->broadcast(failed, 0);
-  return failed.data<int64_t>()[0] > 0 ? 1 : 0;
+  return jobs::run_batch(runtime, *comm, ctx, groups, items, batch);
 }
 
 }  // namespace wanbatch::app

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "parallel/mpi_runtime.h"
+#include "parallel/rank_device.h"
 
 namespace wanbatch::app {
 
@@ -155,14 +155,7 @@ void add_device_option(po::options_description& options) {
 }
 
 core::Context device_context(const po::variables_map& vm) {
-  const std::string device = vm["device"].as<std::string>();
-  WB_CHECK(device == "auto" || device == "cuda" || device == "cpu", "--device '", device,
-           "': expected auto, cuda or cpu");
-  const int gpus = core::cuda_device_count();
-  if (device == "cpu" || (device == "auto" && gpus == 0)) return core::Context::cpu();
-  WB_CHECK(gpus > 0, "--device cuda: ",
-           core::cuda_built() ? "no GPU is visible" : "this wanbatch was built without CUDA");
-  return core::Context::cuda(parallel::node_local_rank() % gpus);
+  return parallel::rank_device_context(vm["device"].as<std::string>());
 }
 
 }  // namespace wanbatch::app

@@ -1,7 +1,7 @@
 // wanbatch-bench: `wanbatch bench` for hosts whose Boost has headers but not the Program_options
 // and Log libraries the wanbatch executable needs (as on the GPU test machine). Same options, same
-// output; arguments are `--key value` pairs and the switches `--cpu`, `--shard-weights`
-// and `--offload-blocks`.
+// output; arguments are `--key value` pairs and the switches `--cpu`, `--shard-weights`,
+// `--offload-blocks`, `--guided` and `--cfg-parallel`.
 #include <cstdlib>
 #include <exception>
 #include <iostream>
@@ -15,7 +15,8 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: wanbatch-bench --variant V [--size WxH] [--frames F] [--iterations N] [--warmup N] "
-    "[--seed S] [--ulysses N] [--shard-weights] [--offload-blocks] [--weights-dir DIR] [--cpu]\n";
+    "[--seed S] [--ulysses N] [--shard-weights] [--offload-blocks] [--weights-dir DIR] [--guided] "
+    "[--cfg-parallel] [--cpu]\n";
 
 int64_t number(const std::map<std::string, std::string>& args, const std::string& key,
                int64_t fallback) {
@@ -33,7 +34,7 @@ int main(int argc, char** argv) {
   using namespace wanbatch;
   try {
     std::map<std::string, std::string> args;
-    bool cpu = false, shard = false, offload = false;
+    bool cpu = false, shard = false, offload = false, guided = false, cfg_parallel = false;
     for (int i = 1; i < argc; ++i) {
       const std::string arg = argv[i];
       if (arg == "--help" || arg == "-h") {
@@ -50,6 +51,14 @@ int main(int argc, char** argv) {
       }
       if (arg == "--offload-blocks") {
         offload = true;
+        continue;
+      }
+      if (arg == "--guided") {
+        guided = true;
+        continue;
+      }
+      if (arg == "--cfg-parallel") {
+        cfg_parallel = true;
         continue;
       }
       WB_CHECK(arg.rfind("--", 0) == 0 && i + 1 < argc, "unexpected argument '", arg, "'\n",
@@ -75,6 +84,8 @@ int main(int argc, char** argv) {
     options.seed = static_cast<uint64_t>(number(args, "seed", 0));
     options.shard_weights = shard;
     options.offload_blocks = offload;
+    options.guided = guided;
+    options.cfg_parallel = cfg_parallel;
     if (args.count("weights-dir")) options.weights_dir = args["weights-dir"];
     return bench::run_dit_benchmark_command(options, static_cast<int>(number(args, "ulysses", 1)),
                                             cpu);

@@ -20,6 +20,8 @@ void convert(const void*, DType, void*, DType, size_t, int) { unavailable(); }
 size_t current_device_bytes(int) { return 0; }
 size_t peak_device_bytes(int) { return 0; }
 void reset_peak_device_bytes(int) {}
+size_t reserved_device_bytes(int) { return 0; }
+size_t device_allocation_count(int) { return 0; }
 void register_stream(int, CUstream_st*) {}
 void unregister_stream(int, CUstream_st*) noexcept {}
 void* allocate_pinned(size_t) { unavailable(); }

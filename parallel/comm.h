@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "core/tensor.h"
 
 namespace wanbatch::parallel {
@@ -52,6 +53,17 @@ class Comm {
   // sum(recv_counts) rows and `in`'s trailing shape (allocated when undefined).
   virtual void all_to_all_v(const core::Tensor& in, const std::vector<int64_t>& send_counts,
                             core::Tensor& out, const std::vector<int64_t>& recv_counts) = 0;
+  // all_to_all in two halves, as all_gather_start / all_gather_join, so that the exchange
+  // overlaps the ops queued between them (Ulysses: q's and v's exchanges overlap the projections
+  // after them). `slot` (0 to kAllToAllSlots - 1, apart from all_gather's slots) names one of the
+  // exchanges that may be in flight at once; until joined, the tensors must live, `in` must not
+  // change and `out` must not be read. Backends that cannot overlap (MPI) exchange in start.
+  static constexpr int kAllToAllSlots = 3;
+  virtual void all_to_all_start(const core::Tensor& in, core::Tensor& out, int slot) {
+    check_all_to_all_slot("all_to_all_start", slot);
+    all_to_all(in, out);
+  }
+  virtual void all_to_all_join(int slot) { check_all_to_all_slot("all_to_all_join", slot); }
   // In place: every rank ends with the element-wise sum over ranks.
   virtual void all_reduce_sum(core::Tensor& tensor) = 0;
 
@@ -62,6 +74,12 @@ class Comm {
   // Logs `message` as an error naming the rank, then ends every rank of the job (MPI_Abort).
   // For failures one rank cannot report through a collective (the others would wait forever).
   [[noreturn]] virtual void abort(const std::string& message) const = 0;
+
+ protected:
+  static void check_all_to_all_slot(const char* op, int slot) {
+    WB_CHECK(slot >= 0 && slot < kAllToAllSlots, op, ": slot ", slot, " (0 to ", kAllToAllSlots - 1,
+             ")");
+  }
 };
 
 // The communicator of every rank of the job: an MPI communicator (a duplicate of MPI_COMM_WORLD

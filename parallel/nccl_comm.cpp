@@ -160,6 +160,8 @@ class NcclComm final : public Comm {
       CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
       for (cudaEvent_t& e : gathered_)
         CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+      for (cudaEvent_t& e : exchanged_)
+        CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
       barrier_word_ = Tensor::zeros({1}, DType::I32, ctx_.device());
     } catch (...) {
       release_cuda();
@@ -273,13 +275,16 @@ class NcclComm final : public Comm {
     join("all_gather", gathered_[slot]);
   }
 
-  void all_to_all(const Tensor& in, Tensor& out) override {
-    const auto all = exchange(detail::describe_in_out(in, out), {&in, &out});
-    const Meta first = detail::check_all_to_all(all, size_, Memory::Device);
-    check_devices("all_to_all", all);
-    if (!out.defined()) out = Tensor::empty(first.shape, first.dtype, ctx_.device());
-    const std::vector<int64_t> counts(size_, first.shape[0] / size_);
-    send_receive("all_to_all", in, counts, out, counts, detail::row_bytes(first));
+  void all_to_all(const Tensor& in, Tensor& out) override { queue_all_to_all(in, out, nullptr); }
+
+  void all_to_all_start(const Tensor& in, Tensor& out, int slot) override {
+    check_all_to_all_slot("all_to_all_start", slot);
+    queue_all_to_all(in, out, exchanged_[slot]);
+  }
+
+  void all_to_all_join(int slot) override {
+    check_all_to_all_slot("all_to_all_join", slot);
+    join("all_to_all", exchanged_[slot]);
   }
 
   void all_to_all_v(const Tensor& in, const std::vector<int64_t>& send_counts, Tensor& out,
@@ -441,14 +446,27 @@ class NcclComm final : public Comm {
     }
   }
 
+  // all_to_all, joined at once (`finished` null) or recording its completion in `finished` for
+  // all_to_all_join.
+  void queue_all_to_all(const Tensor& in, Tensor& out, cudaEvent_t finished) {
+    const auto all = exchange(detail::describe_in_out(in, out), {&in, &out});
+    const Meta first = detail::check_all_to_all(all, size_, Memory::Device);
+    check_devices("all_to_all", all);
+    if (!out.defined()) out = Tensor::empty(first.shape, first.dtype, ctx_.device());
+    const std::vector<int64_t> counts(size_, first.shape[0] / size_);
+    send_receive("all_to_all", in, counts, out, counts, detail::row_bytes(first), finished);
+  }
+
   // Rows in rank order to and from every peer, as grouped point-to-point transfers of bytes.
-  // Zero counts queue nothing; the checks made both sides agree on them.
+  // Zero counts queue nothing; the checks made both sides agree on them. Joined at once unless
+  // `finished` is given (then it records their completion, as queue()).
   void send_receive(const char* op, const Tensor& in, const std::vector<int64_t>& send_counts,
-                    Tensor& out, const std::vector<int64_t>& recv_counts, size_t row_bytes) {
+                    Tensor& out, const std::vector<int64_t>& recv_counts, size_t row_bytes,
+                    cudaEvent_t finished = nullptr) {
     if (row_bytes == 0) return;
     const auto* send = static_cast<const char*>(in.raw());
     auto* receive = static_cast<char*>(out.raw());
-    run(op, [&] {
+    auto transfers = [&] {
       NCCL_CHECK(ncclGroupStart());
       size_t send_at = 0, receive_at = 0;
       for (int peer = 0; peer < size_; ++peer) {
@@ -465,13 +483,22 @@ class NcclComm final : public Comm {
         receive_at += receive_bytes;
       }
       NCCL_CHECK(ncclGroupEnd());
-    });
+    };
+    if (finished != nullptr) {
+      queue(op, transfers, finished);
+    } else {
+      run(op, transfers);
+    }
   }
 
   void release_cuda() noexcept {
     core::cuda::with_device_noexcept(device_, [&] {
       if (done_ != nullptr) cudaEventDestroy(done_);
       for (cudaEvent_t& e : gathered_) {
+        if (e != nullptr) cudaEventDestroy(e);
+        e = nullptr;
+      }
+      for (cudaEvent_t& e : exchanged_) {
         if (e != nullptr) cudaEventDestroy(e);
         e = nullptr;
       }
@@ -494,6 +521,7 @@ class NcclComm final : public Comm {
   cudaEvent_t ready_ = nullptr;  // on the compute stream: inputs ready
   cudaEvent_t done_ = nullptr;   // on the communication stream: collective finished
   cudaEvent_t gathered_[2] = {nullptr, nullptr};  // all_gather_start's, per slot
+  cudaEvent_t exchanged_[kAllToAllSlots] = {};    // all_to_all_start's, per slot
   Tensor barrier_word_;  // after ctx_: released while the stream still exists
 };
 

@@ -12,10 +12,13 @@
 // The calls return once the work is queued; nothing waits on the host except barrier() (and the
 // argument check, an MPI exchange of a few bytes). On the compute stream alone a collective thus
 // runs between the ops queued before and after it; it overlaps work on other streams (a weight
-// copy, a second compute stream). all_gather_start / all_gather_join split step 3 off: the
-// compute stream joins only when asked, so a weight prefetch overlaps the compute stream too.
-// Because the compute stream always joins the collective, its tensors may be released right
-// after the call (device memory is stream-ordered on the compute stream, core/cuda/runtime.cu).
+// copy, a second compute stream). all_gather_start / all_gather_join and all_to_all_start /
+// all_to_all_join split step 3 off: the compute stream joins only when asked, so a weight
+// prefetch or a Ulysses exchange overlaps the compute stream too. Every slot has its own event,
+// and the collectives of all slots queue one after another on the communication stream.
+// Because the compute stream always joins the collective (at once, or at the join), its tensors
+// may be released right after the call or the join (device memory is stream-ordered on the
+// compute stream, core/cuda/runtime.cu).
 //
 // Failure. The communicator is non-blocking (ncclConfig_t::blocking = 0): every host-side wait
 // (initialization, queuing a collective, split, barrier, destruction) polls

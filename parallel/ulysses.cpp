@@ -22,24 +22,37 @@ Tensor view(const Tensor& buffer, const Shape& shape, const Tensor& like) {
 
 }  // namespace
 
-void sequence_to_heads(const core::Context& ctx, Comm& comm, const Tensor& local,
-                       UlyssesScratch& scratch, Tensor& out) {
+void sequence_to_heads_start(const core::Context& ctx, Comm& comm, const Tensor& local,
+                             UlyssesScratch& scratch, int slot) {
   const int64_t n = comm.size();
   WB_CHECK(local.ndim() == 4 && local.dim(2) % n == 0, "Ulysses: ", local.describe(),
            " is not [B, L, H, D] with H divisible by ", n);
   const int64_t b = local.dim(0), l = local.dim(1), h = local.dim(2) / n, d = local.dim(3);
-  const Shape out_shape{b, n * l, h, d};
-  WB_CHECK(out.shape() == out_shape, "Ulysses: output ", out.describe(), ", expected ",
-           core::shape_str(out_shape));
   // [B, Ll, N, H/N, D] → [N, B, Ll, H/N, D]: the block for rank j (its heads) is contiguous.
   Tensor send = view(scratch.send, {n, b, l, h, d}, local);
   ops::permute(ctx, local.reshape({b, l, n, h, d}), {2, 0, 1, 3, 4}, send);
   Tensor recv = view(scratch.recv, {n, b, l, h, d}, local);
+  const core::ProfileScope profile(ctx, "all_to_all");
+  comm.all_to_all_start(send, recv, slot);
+  scratch.in_flight = send.shape();
+}
+
+void sequence_to_heads_finish(const core::Context& ctx, Comm& comm, UlyssesScratch& scratch,
+                              int slot, Tensor& out) {
+  const Shape shape = scratch.in_flight;  // [N, B, Ll, H/N, D]
+  WB_CHECK(shape.size() == 5, "Ulysses: no exchange started in slot ", slot);
+  const int64_t n = shape[0], b = shape[1], l = shape[2], h = shape[3], d = shape[4];
+  const Shape out_shape{b, n * l, h, d};
+  WB_CHECK(out.shape() == out_shape, "Ulysses: output ", out.describe(), ", expected ",
+           core::shape_str(out_shape));
+  scratch.in_flight.clear();
   {
+    // Under a profiler: the wait the overlap did not hide.
     const core::ProfileScope profile(ctx, "all_to_all");
-    comm.all_to_all(send, recv);
+    comm.all_to_all_join(slot);
   }
   // recv is [N (source rank = token block), B, Ll, H/N, D] → [B, N·Ll, H/N, D].
+  Tensor recv = view(scratch.recv, {n, b, l, h, d}, out);
   Tensor out5 = out.reshape({b, n, l, h, d});
   ops::permute(ctx, recv, {1, 0, 2, 3, 4}, out5);
 }

@@ -16,12 +16,20 @@ namespace wanbatch::parallel {
 // caller so no step allocates.
 struct UlyssesScratch {
   core::Tensor send, recv;
+  core::Shape in_flight;  // sequence_to_heads_start's [N, B, Ll, H/N, D] until finished
 };
 
 // local [B, Ll, H, D] (this rank's tokens, all heads) → out [B, N·Ll, H/N, D] (every rank's tokens
-// in rank order, this rank's heads: rank r holds heads [r·H/N, (r+1)·H/N)).
-void sequence_to_heads(const core::Context& ctx, Comm& comm, const core::Tensor& local,
-                       UlyssesScratch& scratch, core::Tensor& out);
+// in rank order, this rank's heads: rank r holds heads [r·H/N, (r+1)·H/N)), in two halves so that
+// the exchange overlaps the ops queued between them (Comm::all_to_all_start). Start permutes
+// `local` into scratch.send and starts the exchange into scratch.recv in `slot`; finish joins it
+// and permutes scratch.recv into `out`. Every exchange in flight needs its own slot and scratch,
+// which must be left alone until finished. scratch.recv may be `local`'s own storage: `local` is
+// read (into scratch.send) before the exchange overwrites it.
+void sequence_to_heads_start(const core::Context& ctx, Comm& comm, const core::Tensor& local,
+                             UlyssesScratch& scratch, int slot);
+void sequence_to_heads_finish(const core::Context& ctx, Comm& comm, UlyssesScratch& scratch,
+                              int slot, core::Tensor& out);
 
 // The inverse: in [B, N·Ll, H/N, D] → out [B, Ll, H, D].
 void heads_to_sequence(const core::Context& ctx, Comm& comm, const core::Tensor& in,

@@ -283,6 +283,7 @@ struct AllocatorState {
   std::mutex mutex;
   std::unordered_map<int, std::vector<cudaStream_t>> streams;
   std::unordered_map<int, cudaMemPool_t> pools;  // configured default pools, by device
+  std::unordered_map<int, size_t> allocations;   // allocate() calls that returned memory
 };
 
 // Never destroyed: tensors held by static objects may be released during exit, after the
@@ -357,6 +358,7 @@ void* allocate(size_t bytes, int device) {
   }
   // Unordered mode: the memory must be usable from any stream once we return.
   if (!ordered) CUDA_CHECK(cudaStreamSynchronize(stream));
+  ++state.allocations[device];
   return pointer;
 }
 
@@ -382,6 +384,17 @@ size_t current_device_bytes(int device) {
 }
 
 size_t peak_device_bytes(int device) { return pool_attribute(device, cudaMemPoolAttrUsedMemHigh); }
+
+size_t reserved_device_bytes(int device) {
+  return pool_attribute(device, cudaMemPoolAttrReservedMemCurrent);
+}
+
+size_t device_allocation_count(int device) {
+  auto& state = allocator_state();
+  std::lock_guard<std::mutex> lock(state.mutex);
+  const auto found = state.allocations.find(device);
+  return found == state.allocations.end() ? 0 : found->second;
+}
 
 void reset_peak_device_bytes(int device) {
   auto& state = allocator_state();

@@ -31,6 +31,13 @@ void release(void* pointer, int device);  // never throws
 size_t current_device_bytes(int device);
 size_t peak_device_bytes(int device);
 void reset_peak_device_bytes(int device);
+// Bytes the pool holds from the driver on `device` (in tensors, or cached for reuse): it grows
+// only when the cache has no block to fit, which tests use to show that a denoising step after the
+// first allocates nothing new. 0 without CUDA.
+size_t reserved_device_bytes(int device);
+// How many device tensors allocate() has handed out on `device` since the process started (0
+// without CUDA): a step that allocates nothing leaves it unchanged.
+size_t device_allocation_count(int device);
 
 // The streams ops run on (each Context's, registered by core/cuda/resources.cpp while it exists):
 // with exactly one on a device, allocation and release are ordered on it without synchronizing.

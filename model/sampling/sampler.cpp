@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/ops.h"
-#include "core/profiler.h"
+#include "model/sampling/guidance.h"
 #include "model/sampling/solver.h"
 
 namespace wanbatch::model::sampling {
@@ -31,11 +31,13 @@ struct FirstFrame {
   void apply(const core::Context& ctx, Tensor& x) const {
     core::ops::copy_slice(ctx, latent, 1, 0, x, 0, 1);
   }
-  // textimage2video.py's temp_ts: mask·t over the tokens (0 on frame 0's, t elsewhere).
-  void write_timesteps(float t, Tensor& host) const {
-    float* values = host.data<float>();
-    std::fill(values, values + frame0, 0.0f);
-    std::fill(values + frame0, values + tokens, t);
+  // textimage2video.py's temp_ts: mask·t over the tokens (0 on frame 0's, t elsewhere), filled
+  // on the device: no host copy (and wait) inside a step.
+  void write_timesteps(const core::Context& ctx, float t, Tensor& timestep) const {
+    core::ops::fill(ctx, timestep, t);
+    if (frame0 == 0) return;
+    Tensor frame = timestep.slice(0, frame0);
+    core::ops::fill(ctx, frame, 0.0f);
   }
 };
 
@@ -62,6 +64,12 @@ FirstFrame first_frame(const core::Context& ctx, const wan::WanDit& model, const
   return first;
 }
 
+// `t` on the sampling device: copied there once, before the loop, rather than from the host by
+// every DiT call (which also allocates when the dtypes differ).
+Tensor on_device(const core::Context& ctx, const Tensor& t) {
+  return !t.defined() || t.device() == ctx.device() ? t : t.to(ctx.device());
+}
+
 }  // namespace
 
 SampleResult sample(const core::Context& ctx, const Experts& experts, const SamplerOptions& options,
@@ -72,9 +80,6 @@ SampleResult sample(const core::Context& ctx, const Experts& experts, const Samp
       options.guide_scale != 1.0 || (experts.high != nullptr && guide_high != 1.0);
   WB_CHECK(!needs_negative || conditions.context_null.defined(),
            "sampling with a guide scale other than 1 needs the negative prompt's context");
-  WB_CHECK(!options.cfg || options.cfg->size() <= 2, "CFG-parallel takes 2 ranks, not ",
-           options.cfg ? options.cfg->size() : 0);
-  parallel::Comm* const cfg = options.cfg && options.cfg->size() == 2 ? options.cfg : nullptr;
   WB_CHECK(experts.high == nullptr || (options.boundary > 0.0 && options.boundary <= 1.0),
            "the expert boundary must be in (0, 1], got ", options.boundary);
 
@@ -84,21 +89,15 @@ SampleResult sample(const core::Context& ctx, const Experts& experts, const Samp
   result.latents.copy_from(noise);
   Tensor& x = result.latents;
   Tensor cond = Tensor::empty(x.shape(), core::DType::F32, ctx.device());
-  Tensor uncond = Tensor::empty(x.shape(), core::DType::F32, ctx.device());
-  // CFG-parallel: both ranks' velocities, [2·C, F, H, W] (the prompt's channels first).
-  core::Tensor pair;
-  if (cfg) {
-    core::Shape shape = x.shape();
-    shape[0] *= 2;
-    pair = Tensor::empty(shape, core::DType::F32, ctx.device());
-  }
+  GuidedVelocity guided(ctx, x.shape(), options.cfg);
   // TI2V (textimage2video.py): latent frame 0 is the image's latent before the loop and after
   // every step, and the DiT sees timestep 0 on its tokens (t on the others).
   const FirstFrame first = first_frame(ctx, *experts.low, conditions.first_frame, x);
   if (first.latent.defined()) first.apply(ctx, x);
-  // The step's timesteps (one, or one per token): written on the host, copied into a buffer on
-  // the model's device.
-  Tensor timestep_host = Tensor::empty({first.tokens}, core::DType::F32);
+  const Tensor context = on_device(ctx, conditions.context);
+  const Tensor context_null = on_device(ctx, conditions.context_null);
+  const Tensor y = on_device(ctx, conditions.y), clip = on_device(ctx, conditions.clip);
+  // The step's timesteps (one, or one per token), in a buffer on the model's device.
   Tensor timestep = Tensor::empty({first.tokens}, core::DType::F32, ctx.device());
   // text2video.py compares t with boundary · num_train_timesteps.
   const double boundary = options.boundary * 1000;
@@ -113,35 +112,22 @@ SampleResult sample(const core::Context& ctx, const Experts& experts, const Samp
       model.set_resident(true);  // two experts are never on the device together
     }
     const double guide = high ? guide_high : options.guide_scale;
-    first.write_timesteps(static_cast<float>(t), timestep_host);
-    timestep.copy_from(timestep_host);
+    first.write_timesteps(ctx, static_cast<float>(t), timestep);
     wan::DitInput input;
     input.latent = x;
     input.timestep = timestep;
-    input.y = conditions.y;
-    input.clip = conditions.clip;
-    if (guide == 1.0) {
-      model.forward(ctx, input, {&conditions.context}, {&cond});
-    } else if (cfg) {
-      const Tensor& context = cfg->rank() == 0 ? conditions.context : conditions.context_null;
-      model.forward(ctx, input, {&context}, {&cond});
-      {
-        const core::ProfileScope profile(ctx, "all_gather");
-        cfg->all_gather(cond, pair);
-      }
-      const int64_t channels = x.dim(0);
-      const Tensor both[2] = {pair.slice(0, channels), pair.slice(channels, 2 * channels)};
-      core::ops::linear_combination(ctx, {guide, 1.0 - guide}, {&both[0], &both[1]}, cond);
-    } else {
-      model.forward(ctx, input, {&conditions.context, &conditions.context_null}, {&cond, &uncond});
-      // uncond + g·(cond − uncond)
-      core::ops::linear_combination(ctx, {guide, 1.0 - guide}, {&cond, &uncond}, cond);
-    }
+    input.y = y;
+    input.clip = clip;
+    guided.predict(ctx, model, input, context, context_null, guide, cond);
     solver->step(ctx, cond, x);
     if (first.latent.defined()) first.apply(ctx, x);
     result.timesteps.push_back(t);
     result.high_noise_steps.push_back(high ? 1 : 0);
+    if (options.after_step) options.after_step(k);
 
+    // Nothing in a step waits for the device, so wait here for the progress line to be true (the
+    // next step's first kernels are queued a few microseconds later: nothing measurable).
+    ctx.synchronize();
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double eta = elapsed / (k + 1) * (solver->steps() - k - 1);

@@ -6,6 +6,7 @@
 // to every DiT call (image2video.py); TI2V's first frame is held fixed (textimage2video.py).
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +34,9 @@ struct SamplerOptions {
   // --offload model: only the model a step runs stays on the device; the other expert waits in
   // host memory (WanDit::set_resident), moved at the expert switch.
   bool offload_models = false;
+  // Called after each step with its index (0-based), once x holds the step's result; tests use
+  // it to watch device memory step by step. Null: none.
+  std::function<void(int step)> after_step;
 };
 
 // The models of one run: `low` is the only model of a single-model variant; `high` (optional) is

@@ -64,11 +64,12 @@ class UniPCSolver : public Solver {
     // corrected sample).
     data_prediction(ctx, x, velocity, sigma(k), model_t_);
     if (k > 0) correct(ctx, x);
-    history_.next(ctx, x.shape()).copy_from(model_t_);
+    // Copies as ops, queued on the context's stream (Tensor::copy_from would wait for the device).
+    core::ops::cast(ctx, model_t_, history_.next(ctx, x.shape()));
     history_.push();
     // Order 2 once two predictions exist, 1 on the final step (lower_order_final).
     order_ = std::min({2, steps() - k, history_.count()});
-    last_sample_.copy_from(x);
+    core::ops::cast(ctx, x, last_sample_);
     predict(ctx, x);
   }
 

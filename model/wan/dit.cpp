@@ -24,6 +24,17 @@ constexpr float kImageNormEps = 1e-5f;
 // The reference splits the cross-attention context after this many CLIP tokens.
 constexpr int64_t kClipTokens = 257;
 
+// dst ← src, converted to dst's dtype: on the stream when src is already on ctx's device (the
+// sampler puts its inputs there), so a step neither waits for the device nor allocates; from
+// elsewhere, a copy that waits for the device (and allocates when the dtypes differ).
+void copy_into(const core::Context& ctx, const Tensor& src, Tensor dst) {
+  if (src.device() == ctx.device()) {
+    ops::cast(ctx, src, dst);
+  } else {
+    dst.copy_from(src);
+  }
+}
+
 }  // namespace
 
 WanDit::WanDit(const DitConfig& config, const Weights& weights, const core::Context& ctx,
@@ -256,8 +267,9 @@ size_t WanDit::activation_bytes() const {
                           &b.v_heads,
                           &b.attn_heads,
                           &b.head_all,
-                          &b.exchange.send,
-                          &b.exchange.recv,
+                          &b.exchange[kExchangeV].send,  // their recv buffers are v, q, k
+                          &b.exchange[kExchangeQ].send,
+                          &b.exchange[kExchangeK].send,
                           &b.gather.send,
                           &b.gather.recv}) {
     if (t->defined()) bytes += t->nbytes();
@@ -349,8 +361,12 @@ void WanDit::plan(const core::Context& ctx, int64_t batch, int64_t seq_tokens,
       *t = make(heads_shape, low);
     }
     b.head_all = make({batch, range.padded, patch_volume * c.out_dim});
-    b.exchange.send = make({rows * c.dim}, low);
-    b.exchange.recv = make({rows * c.dim}, low);
+    for (parallel::UlyssesScratch& e : b.exchange) e.send = make({rows * c.dim}, low);
+    b.exchange[kExchangeV].recv = b.v;
+    b.exchange[kExchangeQ].recv = b.q;
+    b.exchange[kExchangeK].recv = b.k;
+    b.exchange_back.send = b.exchange[kExchangeV].send;
+    b.exchange_back.recv = b.exchange[kExchangeQ].send;
     b.gather.recv = make({n * rows * patch_volume * c.out_dim});
     if (time_rows > 1) b.timestep = make({time_rows});
   }
@@ -382,7 +398,8 @@ void WanDit::embed_context(const core::Context& ctx, const std::vector<const Ten
   ops::fill(ctx, b.text_padded, 0.0f);
   for (size_t i = 0; i < contexts.size(); ++i) {
     const int64_t first = static_cast<int64_t>(i) * text_len;
-    b.text_padded.slice(first, first + contexts[i]->dim(0)).copy_from(*contexts[i]);
+    Tensor rows = b.text_padded.slice(first, first + contexts[i]->dim(0));
+    copy_into(ctx, *contexts[i], rows);
   }
   ops::linear_gelu_tanh(ctx, b.text_padded, text_in_.weight, text_in_.bias, b.text_hidden);
   linear(ctx, text_out_, b.text_hidden, b.text);
@@ -395,8 +412,21 @@ void WanDit::embed_context(const core::Context& ctx, const std::vector<const Ten
   }
 }
 
-// Attention over the whole sequence. Under Ulysses, q, k and v go from this rank's tokens (all
-// heads) to every token (this rank's heads) and back; the padding keys are masked.
+static_assert(parallel::Comm::kAllToAllSlots >= 3, "v, q and k are exchanged at once");
+
+// Under Ulysses, `local` (v, q or k: [batch·tokens, dim]) starts from this rank's tokens (all
+// heads) to every token (this rank's heads); the exchange overlaps what is queued before
+// self_attention finishes it.
+void WanDit::start_exchange(const core::Context& ctx, const Tensor& local, int slot) {
+  if (!sp_) return;
+  Buffers& b = buffers_;
+  const Shape shape{b.batch, b.tokens, config_.num_heads, config_.head_dim()};
+  parallel::sequence_to_heads_start(ctx, *sp_, local.reshape(shape), b.exchange[slot], slot);
+}
+
+// Attention over the whole sequence. Under Ulysses, the exchanges of v, q and k (started by
+// start_exchange) are finished, and the output goes back to this rank's tokens (all heads); the
+// padding keys are masked.
 void WanDit::self_attention(const core::Context& ctx, const SequenceRange& range) {
   Buffers& b = buffers_;
   const Shape local{b.batch, b.tokens, config_.num_heads, config_.head_dim()};
@@ -405,18 +435,20 @@ void WanDit::self_attention(const core::Context& ctx, const SequenceRange& range
     ops::attention(ctx, b.q.reshape(local), b.k.reshape(local), b.v.reshape(local), attn);
     return;
   }
-  parallel::sequence_to_heads(ctx, *sp_, b.q.reshape(local), b.exchange, b.q_heads);
-  parallel::sequence_to_heads(ctx, *sp_, b.k.reshape(local), b.exchange, b.k_heads);
-  parallel::sequence_to_heads(ctx, *sp_, b.v.reshape(local), b.exchange, b.v_heads);
+  // In the order they were started: v's is the likeliest to be done.
+  parallel::sequence_to_heads_finish(ctx, *sp_, b.exchange[kExchangeV], kExchangeV, b.v_heads);
+  parallel::sequence_to_heads_finish(ctx, *sp_, b.exchange[kExchangeQ], kExchangeQ, b.q_heads);
+  parallel::sequence_to_heads_finish(ctx, *sp_, b.exchange[kExchangeK], kExchangeK, b.k_heads);
   ops::AttentionOptions options;
   if (range.padded > b.seq_tokens)
     options.k_lens.assign(static_cast<size_t>(b.batch), b.seq_tokens);
   ops::attention(ctx, b.q_heads, b.k_heads, b.v_heads, b.attn_heads, options);
-  parallel::heads_to_sequence(ctx, *sp_, b.attn_heads, b.exchange, attn);
+  parallel::heads_to_sequence(ctx, *sp_, b.attn_heads, b.exchange_back, attn);
 }
 
 void WanDit::run_block(const core::Context& ctx, const Block& block,
-                       const core::ops::RopeGrid& grid, const SequenceRange& range) {
+                       const core::ops::RopeGrid& grid, const SequenceRange& range,
+                       bool ffn_residual_pending) {
   Buffers& b = buffers_;
   const int64_t batch = b.batch, tokens = b.tokens, heads = config_.num_heads;
   const int64_t head_dim = config_.head_dim();
@@ -428,43 +460,63 @@ void WanDit::run_block(const core::Context& ctx, const Block& block,
     return t.reshape({n, t.dim(0) / n, heads, head_dim});
   };
   // The six modulation vectors: shift/scale/gate for attention, then for the FFN. They are per
-  // token under TI2V, so they are applied sample by sample.
-  for (int64_t i = 0; i < 6; ++i) {
+  // token under TI2V, so they are applied sample by sample. Every residual update is fused with
+  // the norm that reads it (one pass over the fp32 stream); the FFN's gate (5) is computed last,
+  // as the previous block's gate 5 may still be pending in the same slot.
+  for (int64_t i = 0; i < 5; ++i) {
     Tensor m = b.modulation.select(i);
     ops::add(ctx, b.e0_grouped.select(i), block.modulation.select(i), m);
   }
   auto mod = [&](int64_t i) { return b.modulation.select(i); };
-  auto modulate = [&](int64_t shift, int64_t scale) {
+  // x += proj · gate (gate undefined: x += proj), then normed = the norm of x, per sample.
+  auto residual_then_modulate = [&](const Tensor& gate, int64_t shift, int64_t scale) {
     for (int64_t i = 0; i < batch; ++i) {
-      Tensor out = sample(b.normed, i);
-      ops::layernorm_modulate(ctx, sample(b.x, i), mod(shift), mod(scale), kEps, out);
-    }
-  };
-  auto gated_residual = [&](int64_t gate) {
-    for (int64_t i = 0; i < batch; ++i) {
-      Tensor x = sample(b.x, i);
-      ops::gated_residual(ctx, x, sample(b.proj, i), mod(gate), x);
+      Tensor x = sample(b.x, i), out = sample(b.normed, i);
+      ops::residual_layernorm_modulate(ctx, x, sample(b.proj, i), gate, mod(shift), mod(scale),
+                                       kEps, out);
     }
   };
 
   // Self-attention: q, k RMS-normed over the full dim, RoPE on both (global token positions),
-  // attention, out projection.
-  modulate(0, 1);
-  linear(ctx, block.q, b.normed, b.q);
-  linear(ctx, block.k, b.normed, b.k);
-  linear(ctx, block.v, b.normed, b.v);
-  for (int64_t i = 0; i < batch; ++i) {  // RMS norm and RoPE fused: one pass over q and k
-    Tensor q3 = sample(b.q, i).reshape({tokens, heads, head_dim});
-    Tensor k3 = sample(b.k, i).reshape({tokens, heads, head_dim});
-    ops::rms_norm_rope(ctx, q3, block.norm_q, kEps, grid, range.begin, q3);
-    ops::rms_norm_rope(ctx, k3, block.norm_k, kEps, grid, range.begin, k3);
+  // attention, out projection. The previous block's FFN residual lands first.
+  if (ffn_residual_pending) {
+    residual_then_modulate(mod(5), 0, 1);
+  } else {
+    for (int64_t i = 0; i < batch; ++i) {
+      Tensor out = sample(b.normed, i);
+      ops::layernorm_modulate(ctx, sample(b.x, i), mod(0), mod(1), kEps, out);
+    }
   }
+  {
+    Tensor m = b.modulation.select(5);
+    ops::add(ctx, b.e0_grouped.select(5), block.modulation.select(5), m);
+  }
+  // v, q, k in this order, each starting its Ulysses exchange once ready, so that v's and q's
+  // exchanges run while the projections after them compute. RMS norm and RoPE are fused.
+  auto norm_rope = [&](Tensor& x, const Tensor& weight) {
+    for (int64_t i = 0; i < batch; ++i) {
+      Tensor x3 = sample(x, i).reshape({tokens, heads, head_dim});
+      ops::rms_norm_rope(ctx, x3, weight, kEps, grid, range.begin, x3);
+    }
+  };
+  linear(ctx, block.v, b.normed, b.v);
+  start_exchange(ctx, b.v, kExchangeV);
+  linear(ctx, block.q, b.normed, b.q);
+  norm_rope(b.q, block.norm_q);
+  start_exchange(ctx, b.q, kExchangeQ);
+  linear(ctx, block.k, b.normed, b.k);
+  norm_rope(b.k, block.norm_k);
+  start_exchange(ctx, b.k, kExchangeK);
   self_attention(ctx, range);
   linear(ctx, block.o, b.attn, b.proj);
-  gated_residual(2);
 
-  // Cross-attention over all text_len context rows (no mask), plus the image branch.
-  ops::layer_norm(ctx, b.x, block.norm3_weight, block.norm3_bias, kEps, b.normed);
+  // Cross-attention over all text_len context rows (no mask), plus the image branch, after the
+  // attention's gated residual and norm3.
+  for (int64_t i = 0; i < batch; ++i) {
+    Tensor x = sample(b.x, i), out = sample(b.normed, i);
+    ops::residual_layer_norm(ctx, x, sample(b.proj, i), mod(2), block.norm3_weight,
+                             block.norm3_bias, kEps, out);
+  }
   linear(ctx, block.cross_q, b.normed, b.q);
   ops::rms_norm(ctx, b.q, block.cross_norm_q, kEps, b.q);
   linear(ctx, block.cross_k, b.text, b.ctx_k);
@@ -489,13 +541,12 @@ void WanDit::run_block(const core::Context& ctx, const Block& block,
     ops::add(ctx, b.cross_attn, b.img_attn, b.cross_attn);
   }
   linear(ctx, block.cross_o, b.cross_attn, b.proj);
-  ops::add(ctx, b.x, b.proj, b.x);
 
-  // Feed-forward with tanh GELU.
-  modulate(3, 4);
+  // Feed-forward with tanh GELU, after the cross-attention's (ungated) residual. Its own gated
+  // residual is left to the next norm: the next block's first, or the head's.
+  residual_then_modulate(Tensor(), 3, 4);
   ops::linear_gelu_tanh(ctx, b.normed, block.ffn_in.weight, block.ffn_in.bias, b.hidden);
   linear(ctx, block.ffn_out, b.hidden, b.proj);
-  gated_residual(5);
 }
 
 void WanDit::forward(const core::Context& ctx, const DitInput& input, Tensor& velocity) {
@@ -562,8 +613,8 @@ void WanDit::forward(const core::Context& ctx, const DitInput& input,
   // rank's tokens (padding rows are zero), once, then copied to every sample of the batch.
   const int64_t channels = c.in_dim;
   Tensor input_cat = b.input_cat.reshape({channels, latent.dim(1), latent.dim(2), latent.dim(3)});
-  input_cat.slice(0, latent.dim(0)).copy_from(latent);
-  if (input.y.defined()) input_cat.slice(latent.dim(0), channels).copy_from(input.y);
+  copy_into(ctx, latent, input_cat.slice(0, latent.dim(0)));
+  if (input.y.defined()) copy_into(ctx, input.y, input_cat.slice(latent.dim(0), channels));
   Tensor& patches = b.patches;
   Tensor patches7 =
       patches.reshape({grid.frames, grid.height, grid.width, channels, p[0], p[1], p[2]});
@@ -581,30 +632,32 @@ void WanDit::forward(const core::Context& ctx, const DitInput& input,
                 patch_bias_, real);
   }
   for (int64_t i = 1; i < batch; ++i) {
-    b.x.slice(i * range.tokens, (i + 1) * range.tokens).copy_from(first);
+    copy_into(ctx, first, b.x.slice(i * range.tokens, (i + 1) * range.tokens));
   }
 
-  Tensor timestep =
-      input.timestep.dtype() == DType::F32 ? input.timestep : input.timestep.to(DType::F32);
+  Tensor timestep = input.timestep;
   if (time_rows > 1 && sp_) {  // this rank's tokens' timesteps; padding tokens get 0
     ops::fill(ctx, b.timestep, 0.0f);
     if (range.valid > 0) {
-      b.timestep.slice(0, range.valid)
-          .copy_from(timestep.reshape({tokens}).slice(range.begin, range.begin + range.valid));
+      copy_into(ctx, timestep.reshape({tokens}).slice(range.begin, range.begin + range.valid),
+                b.timestep.slice(0, range.valid));
     }
     timestep = b.timestep;
+  } else if (timestep.dtype() != DType::F32) {
+    timestep = timestep.to(DType::F32);
   }
   embed_time(ctx, timestep);
   embed_context(ctx, contexts, input.clip);
-  for (int64_t i = 0; i < c.num_layers; ++i) run_block(ctx, block(ctx, i), grid, range);
+  for (int64_t i = 0; i < c.num_layers; ++i) run_block(ctx, block(ctx, i), grid, range, i > 0);
 
-  // Head, every rank's tokens gathered under Ulysses, and unpatchify:
-  // (f, h, w, pt, ph, pw, c) → (c, f·pt, h·ph, w·pw).
+  // Head (after the last block's FFN residual), every rank's tokens gathered under Ulysses, and
+  // unpatchify: (f, h, w, pt, ph, pw, c) → (c, f·pt, h·ph, w·pw).
   // The head runs in fp32, as the reference's (under an fp32 autocast region).
   for (int64_t i = 0; i < batch; ++i) {
-    Tensor head_in = b.head_in.slice(i * range.tokens, (i + 1) * range.tokens);
-    ops::layernorm_modulate(ctx, b.x.slice(i * range.tokens, (i + 1) * range.tokens), b.head_shift,
-                            b.head_scale, kEps, head_in);
+    const int64_t first = i * range.tokens, last = first + range.tokens;
+    Tensor x = b.x.slice(first, last), head_in = b.head_in.slice(first, last);
+    ops::residual_layernorm_modulate(ctx, x, b.proj.slice(first, last), b.modulation.select(5),
+                                     b.head_shift, b.head_scale, kEps, head_in);
   }
   linear(ctx, head_, b.head_in, b.head_out);
   const int64_t out_width = b.head_out.dim(1);

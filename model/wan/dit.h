@@ -127,8 +127,12 @@ class WanDit {
     core::Tensor timestep;                      // this rank's per-token timesteps (Ulysses)
     core::Tensor head_in;                       // the head's fp32 input
     core::Tensor q_heads, k_heads, v_heads, attn_heads, head_all;  // Ulysses only
-    parallel::UlyssesScratch exchange;                             // q, k, v (GEMM dtype)
-    parallel::UlyssesScratch gather;                               // the output tokens (fp32)
+    // The exchanges of v, q and k, in flight at once (index = slot, kExchangeV...): each sends
+    // from a buffer of its own and receives into the one it was sent from (v, q or k: free once
+    // sent). The attention output's exchange back borrows v's and q's send buffers.
+    parallel::UlyssesScratch exchange[3];
+    parallel::UlyssesScratch exchange_back;
+    parallel::UlyssesScratch gather;  // the output tokens (fp32)
   };
   // This rank's share of the sequence: global token range [begin, begin + tokens), of which the
   // first `valid` are real (the rest pad the sequence to a multiple of the sp size).
@@ -146,8 +150,14 @@ class WanDit {
   void embed_time(const core::Context& ctx, const core::Tensor& timestep);
   void embed_context(const core::Context& ctx, const std::vector<const core::Tensor*>& contexts,
                      const core::Tensor& clip);
+  // One block. Its FFN's gated residual is left pending in proj and modulation[5], for the next
+  // norm to apply (fused); `ffn_residual_pending`: the previous block's is, so apply it first.
   void run_block(const core::Context& ctx, const Block& block, const core::ops::RopeGrid& grid,
-                 const SequenceRange& range);
+                 const SequenceRange& range, bool ffn_residual_pending);
+  // Under Ulysses, starts `local` (this rank's v, q or k) on its way to head-sharded in `slot`;
+  // self_attention finishes all three.
+  static constexpr int kExchangeV = 0, kExchangeQ = 1, kExchangeK = 2;
+  void start_exchange(const core::Context& ctx, const core::Tensor& local, int slot);
   void self_attention(const core::Context& ctx, const SequenceRange& range);
   void linear(const core::Context& ctx, const Linear& layer, const core::Tensor& x,
               core::Tensor& out) const;

@@ -95,6 +95,42 @@ TEST_F(CommTest, AllToAllExchangesEqualBlocks) {
   }
 }
 
+TEST_F(CommTest, ThreeAllToAllsInFlightAtOnceEachLandInTheirOutput) {
+  // Ulysses' v, q and k: three exchanges started before any is joined, of different shapes and
+  // dtypes, joined in another order than started. Rows go to ranks as in all_to_all.
+  const int rows = 2;  // per destination
+  const DType dtypes[] = {DType::I32, DType::BF16, DType::F32};
+  std::vector<Tensor> ins, outs;
+  for (int slot = 0; slot < Comm::kAllToAllSlots; ++slot) {
+    const int width = slot + 1;
+    std::vector<float> mine(size() * rows * width);
+    for (int row = 0; row < size() * rows; ++row) {
+      for (int c = 0; c < width; ++c) mine[row * width + c] = 32.0f * rank() + 4 * row + c;
+    }
+    ins.push_back(Tensor::from_vector(mine, {size() * rows, width}).to(dtypes[slot]));
+    outs.push_back(Tensor::zeros(ins.back().shape(), dtypes[slot]));
+    comm_->all_to_all_start(ins.back(), outs.back(), slot);
+  }
+  for (int slot : {1, 2, 0}) comm_->all_to_all_join(slot);
+  for (int slot = 0; slot < Comm::kAllToAllSlots; ++slot) {
+    const int width = slot + 1;
+    ASSERT_EQ(outs[slot].dtype(), dtypes[slot]);
+    const std::vector<float> got = outs[slot].to_floats();
+    // Block j of out is block `rank` of rank j's input (every value is exact in bf16).
+    for (int j = 0; j < size(); ++j) {
+      for (int r = 0; r < rows; ++r) {
+        for (int c = 0; c < width; ++c) {
+          EXPECT_EQ(got[(j * rows + r) * width + c], 32.0f * j + 4 * (rank() * rows + r) + c)
+              << "slot " << slot;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(error_of([&] { comm_->all_to_all_start(ins[0], outs[0], 3); }),
+            "all_to_all_start: slot 3 (0 to 2)");
+  EXPECT_EQ(error_of([&] { comm_->all_to_all_join(-1); }), "all_to_all_join: slot -1 (0 to 2)");
+}
+
 TEST_F(CommTest, AllToAllVMovesUnequalAndEmptySplits) {
   // Rank i sends (i + j) % 3 rows to rank j: zero rows for some pairs at every world size.
   auto count = [](int from, int to) -> int64_t { return (from + to) % 3; };

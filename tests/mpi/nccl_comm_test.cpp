@@ -203,6 +203,51 @@ TEST_F(NcclCommTest, AllToAllMatchesMpi) {
   }
 }
 
+TEST_F(NcclCommTest, ThreeAllToAllsInFlightMatchMpiInStreamOrder) {
+  // Ulysses' v, q and k: three exchanges started one after another with compute queued between
+  // them (which they overlap), joined in another order than started. Each input is written by an
+  // op queued just before its start and each output read by an op queued just after its join,
+  // with no host synchronization: an exchange that did not wait for its input, or a read that did
+  // not wait for its exchange (or landed in another slot's output), would see stale data.
+  const int64_t rows = 64 * size(), width = 4096;  // 1 MiB per rank and exchange
+  const Tensor busy_in = Tensor::zeros({int64_t{1} << 24}, DType::F32, device());
+  Tensor busy_out = Tensor::empty(busy_in.shape(), DType::F32, device());
+  constexpr int kSlots = Comm::kAllToAllSlots;
+  for (int round = 0; round < 3; ++round) {
+    std::vector<Tensor> expected(kSlots), sources(kSlots), ins(kSlots), outs(kSlots),
+        halved(kSlots);
+    for (int slot = 0; slot < kSlots; ++slot) {
+      const Tensor host =
+          random_host({rows, width + slot}, DType::F32, 1000 * round + 10 * slot + rank());
+      mpi_->all_to_all(host, expected[slot]);
+      sources[slot] = host.to(device());
+      ins[slot] = Tensor::empty(host.shape(), DType::F32, device());
+      outs[slot] = poisoned_device(host.shape(), DType::F32, device());
+      halved[slot] = Tensor::empty(host.shape(), DType::F32, device());
+    }
+    ctx_->synchronize();
+    for (int slot = 0; slot < kSlots; ++slot) {
+      core::ops::scale(*ctx_, sources[slot], 2.0f, ins[slot]);  // exact in f32
+      nccl_->all_to_all_start(ins[slot], outs[slot], slot);
+      core::ops::scale(*ctx_, busy_in, 1.0f, busy_out);
+    }
+    for (int slot : {2, 0, 1}) {
+      nccl_->all_to_all_join(slot);
+      core::ops::scale(*ctx_, outs[slot], 0.5f, halved[slot]);
+    }
+    ctx_->synchronize();
+    for (int slot = 0; slot < kSlots; ++slot) {
+      expect_same_bytes(expected[slot], halved[slot],
+                        "round " + std::to_string(round) + ", slot " + std::to_string(slot));
+    }
+  }
+  Tensor in = Tensor::zeros({size(), 2}, DType::F32, device());
+  Tensor out = Tensor::zeros({size(), 2}, DType::F32, device());
+  EXPECT_EQ(error_of([&] { nccl_->all_to_all_start(in, out, kSlots); }),
+            "all_to_all_start: slot 3 (0 to 2)");
+  EXPECT_EQ(error_of([&] { nccl_->all_to_all_join(-1); }), "all_to_all_join: slot -1 (0 to 2)");
+}
+
 // Rows rank i sends rank j under two count patterns: one symmetric in which rank 0 sends and
 // receives nothing, one asymmetric; both have zero counts between some pairs.
 int64_t rows_sent(int pattern, int i, int j) {

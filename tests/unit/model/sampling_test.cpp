@@ -139,6 +139,19 @@ TEST(SamplingLoopTi2v, RejectsAFirstFrameThatDoesNotFit) {
   EXPECT_THROW(c.sample(ctx), Error);
 }
 
+// The per-step hook (tests/cuda/cuda_step_memory_test.cpp watches device memory with it): once
+// per step, in order, after the step's result is in place.
+TEST(SamplingLoopHook, RunsAfterEveryStepInOrder) {
+  const core::Context ctx = core::Context::cpu();
+  wanbatch::testing::SamplingCase c("dpm_cfg", ctx);
+  std::vector<int> steps;
+  c.options.after_step = [&](int step) { steps.push_back(step); };
+  c.sample(ctx);
+  std::vector<int> expected(static_cast<size_t>(c.options.steps));
+  for (size_t k = 0; k < expected.size(); ++k) expected[k] = static_cast<int>(k);
+  EXPECT_EQ(steps, expected);
+}
+
 TEST(LatentShape, FollowsTheVaeStrideAndRejectsSizesThatDoNotFit) {
   EXPECT_EQ(latent_shape(16, 832, 480, 81), (core::Shape{16, 21, 60, 104}));
   EXPECT_EQ(latent_shape(48, 1280, 704, 121), (core::Shape{48, 31, 44, 80}));
