@@ -148,6 +148,40 @@ __device__ __forceinline__ float row_value(const NormArgs& a, const Tx* x, const
   return a.cached ? cache[j] : to_float(x[j]);
 }
 
+// The epilogue of four columns from j, in the CPU twin's order of roundings (_rn keeps nvcc from
+// contracting to FMA): normalise with the row's statistics, then modulate (· (1 + scale) + shift)
+// or apply the affine weight and bias; the parameters as float4 loads where they allow it.
+template <NormKind kKind>
+__device__ __forceinline__ void finish_group(const NormArgs& a, int64_t row, int64_t j, float mean,
+                                             float residual, float inv, float (&f)[4]) {
+  float p[4], q[4];
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    if constexpr (kKind == NormKind::kRms) {
+      f[k] = __fmul_rn(f[k], inv);
+    } else {
+      f[k] = __fmul_rn(__fsub_rn(__fsub_rn(f[k], mean), residual), inv);
+    }
+  }
+  if constexpr (kKind == NormKind::kModulate) {
+    a.scale.at4(row, j, p);
+    a.shift.at4(row, j, q);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) f[k] = __fadd_rn(__fmul_rn(f[k], __fadd_rn(1.0f, p[k])), q[k]);
+  } else {
+    if (a.weight.data) {
+      a.weight.at4(0, j, p);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) f[k] = __fmul_rn(f[k], p[k]);
+    }
+    if (a.bias.data) {
+      a.bias.at4(0, j, q);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) f[k] = __fadd_rn(f[k], q[k]);
+    }
+  }
+}
+
 // One block per row. Pass 1 loads the row (caching it) and sums x (layer) or x² (rms); pass 2
 // (layer kinds) sums the centred squares; pass 3 writes. The CPU twin does the same in double;
 // fp32 here is within ~1e-6 relative for Wan's widths. out may alias x: every element is read
@@ -225,34 +259,8 @@ __global__ void row_norm_kernel(NormArgs a) {
     }
     return r;
   };
-  // Four columns at once: the parameters as float4 loads where they allow it.
   auto finish4 = [&](int64_t j, float(&f)[4]) {
-    float p[4], q[4];
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      if constexpr (kRms) {
-        f[k] = __fmul_rn(f[k], inv);
-      } else {
-        f[k] = __fmul_rn(__fsub_rn(__fsub_rn(f[k], mean), residual), inv);
-      }
-    }
-    if constexpr (kKind == NormKind::kModulate) {
-      a.scale.at4(row, j, p);
-      a.shift.at4(row, j, q);
-#pragma unroll
-      for (int k = 0; k < 4; ++k) f[k] = __fadd_rn(__fmul_rn(f[k], __fadd_rn(1.0f, p[k])), q[k]);
-    } else {
-      if (a.weight.data) {
-        a.weight.at4(0, j, p);
-#pragma unroll
-        for (int k = 0; k < 4; ++k) f[k] = __fmul_rn(f[k], p[k]);
-      }
-      if (a.bias.data) {
-        a.bias.at4(0, j, q);
-#pragma unroll
-        for (int k = 0; k < 4; ++k) f[k] = __fadd_rn(f[k], q[k]);
-      }
-    }
+    finish_group<kKind>(a, row, j, mean, residual, inv, f);
   };
   if (a.vec) {
     for (int64_t j = first; j < width; j += step) {
@@ -375,30 +383,7 @@ __global__ void __launch_bounds__(32 * kMaxRowWarps)
   for (int s = 0; s < kRegChunks; ++s) {
     const int64_t j = 4 * (threadIdx.x + static_cast<int64_t>(s) * blockDim.x);
     if (j >= width) continue;
-    float* f = v[s];
-    float p[4], q[4];
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      f[k] =
-          kRms ? __fmul_rn(f[k], inv) : __fmul_rn(__fsub_rn(__fsub_rn(f[k], mean), residual), inv);
-    }
-    if constexpr (kKind == NormKind::kModulate) {
-      a.scale.at4(row, j, p);
-      a.shift.at4(row, j, q);
-#pragma unroll
-      for (int k = 0; k < 4; ++k) f[k] = __fadd_rn(__fmul_rn(f[k], __fadd_rn(1.0f, p[k])), q[k]);
-    } else {
-      if (a.weight.data) {
-        a.weight.at4(0, j, p);
-#pragma unroll
-        for (int k = 0; k < 4; ++k) f[k] = __fmul_rn(f[k], p[k]);
-      }
-      if (a.bias.data) {
-        a.bias.at4(0, j, q);
-#pragma unroll
-        for (int k = 0; k < 4; ++k) f[k] = __fadd_rn(f[k], q[k]);
-      }
-    }
+    finish_group<kKind>(a, row, j, mean, residual, inv, v[s]);
     store4(out + j, v[s]);
   }
 }
